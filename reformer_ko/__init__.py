@@ -1,0 +1,60 @@
+"""reformer-ko: Korean Reformer language models for Hugging Face transformers.
+
+Importing the package registers the models with the `Auto*` classes, and marks each class for
+`register_for_auto_class`, so that `save_pretrained` writes the model code and an `auto_map` beside the weights
+(loadable with `trust_remote_code=True` where reformer-ko is not installed).
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+
+from .configuration_reformer_ko import PRESETS, ReformerKoConfig
+from .modeling_reformer_ko import (
+    ReformerKoForCausalLM,
+    ReformerKoForMaskedLM,
+    ReformerKoForPreTraining,
+    ReformerKoForQuestionAnswering,
+    ReformerKoForSequenceClassification,
+    ReformerKoForTokenClassification,
+    ReformerKoModel,
+    ReformerKoPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+AUTO_CLASSES = {
+    AutoModel: ReformerKoModel,
+    AutoModelForMaskedLM: ReformerKoForMaskedLM,
+    AutoModelForCausalLM: ReformerKoForCausalLM,
+    AutoModelForPreTraining: ReformerKoForPreTraining,
+    AutoModelForQuestionAnswering: ReformerKoForQuestionAnswering,
+    AutoModelForSequenceClassification: ReformerKoForSequenceClassification,
+    AutoModelForTokenClassification: ReformerKoForTokenClassification,
+}
+
+AutoConfig.register(ReformerKoConfig.model_type, ReformerKoConfig, exist_ok=True)
+ReformerKoConfig.register_for_auto_class()
+for auto_class, model_class in AUTO_CLASSES.items():
+    auto_class.register(ReformerKoConfig, model_class, exist_ok=True)
+    model_class.register_for_auto_class(auto_class.__name__)
+
+__all__ = [
+    "PRESETS",
+    "ReformerKoConfig",
+    "ReformerKoPreTrainedModel",
+    "ReformerKoModel",
+    "ReformerKoForMaskedLM",
+    "ReformerKoForCausalLM",
+    "ReformerKoForPreTraining",
+    "ReformerKoForQuestionAnswering",
+    "ReformerKoForSequenceClassification",
+    "ReformerKoForTokenClassification",
+]

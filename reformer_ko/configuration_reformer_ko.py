@@ -1,0 +1,199 @@
+"""Configuration of reformer-ko models (Korean Reformer language models over reformer-pytorch)."""
+
+import math
+
+from transformers import PreTrainedConfig
+
+POSITION_EMBEDDING_TYPES = ("rotary", "axial", "absolute")
+
+PRESETS = {
+    # The original project's BERT-style masked LM.
+    "mlm-small": dict(
+        vocab_size=22000,
+        hidden_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        max_position_embeddings=512,
+    ),
+    # The original project's GPT-3 Small sized causal LM with a 5,120-token context.
+    "clm-gpt3-small": dict(
+        vocab_size=22000,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        max_position_embeddings=5120,
+        position_embedding_type="axial",
+        axial_position_shape=(80, 64),
+        is_decoder=True,
+    ),
+    # ELECTRA-small sized discriminator (KoELECTRA-Small widths).
+    "electra-small-discriminator": dict(
+        vocab_size=22000,
+        embedding_size=128,
+        hidden_size=256,
+        num_hidden_layers=12,
+        num_attention_heads=4,
+        max_position_embeddings=512,
+    ),
+}
+
+
+class ReformerKoConfig(PreTrainedConfig):
+    r"""
+    Configuration of a reformer-ko model: token, segment and position embeddings, reformer-pytorch's `Reformer`
+    (LSH self-attention, reversible layers, chunked feed-forward) and a final LayerNorm.
+
+    Args:
+        vocab_size (`int`, defaults to 22000): number of tokens of the WordPiece vocabulary.
+        hidden_size (`int`, defaults to 512): width of the Reformer layers.
+        num_hidden_layers (`int`, defaults to 6): number of reversible (attention, feed-forward) layers.
+        num_attention_heads (`int`, defaults to 8): LSH attention heads; must divide `hidden_size`.
+        embedding_size (`int`, *optional*): width of the embeddings; defaults to `hidden_size`. When smaller (as in
+            ELECTRA), a linear layer projects the embeddings to `hidden_size`.
+        max_position_embeddings (`int`, defaults to 512): longest input in tokens; a multiple of `2 * bucket_size`.
+        type_vocab_size (`int`, defaults to 2): number of segment (`token_type_ids`) values; 0 disables them.
+        position_embedding_type (`str`, defaults to `"rotary"`): `"rotary"` (reformer-pytorch's default, applied to
+            queries/keys in every layer), `"axial"` (factorised learned positions) or `"absolute"` (learned table).
+        axial_position_shape (`tuple[int, int]`, *optional*): factors of `max_position_embeddings` for axial
+            positions; defaults to `(max_position_embeddings // bucket_size, bucket_size)`.
+        bucket_size (`int`, defaults to 64): LSH chunk length; attention looks within a chunk and one chunk back.
+        num_buckets (`int`, *optional*): hash buckets per round, fixed so that results do not depend on padding;
+            defaults to `max_position_embeddings // bucket_size` (rounded up to an even number).
+        num_hashes (`int`, defaults to 4): rounds of hashing; more is closer to full attention and slower.
+        hash_seed (`int`, defaults to 0): seed of the random rotations used in eval mode, so that eval outputs are
+            deterministic and the same on CPU and GPU. Training always draws fresh rotations.
+        ff_mult (`int`, defaults to 4): feed-forward inner width as a multiple of `hidden_size`.
+        ff_chunks (`int`, defaults to 1): split the feed-forward along the sequence into this many chunks (memory).
+        attn_chunks (`int`, defaults to 1): split the attention along batch × heads into this many chunks (memory).
+        reverse_thres (`int`, defaults to 0): inputs up to this length run the layers irreversibly (faster, more
+            memory); longer ones use reversible layers that recompute activations in the backward pass.
+        weight_tie (`bool`, defaults to `False`): share one attention and one feed-forward module across all layers.
+        hidden_dropout_prob (`float`, defaults to 0.1): dropout on the embeddings and in the task heads.
+        lsh_dropout (`float`, defaults to 0.0): dropout on the LSH attention weights.
+        ff_dropout (`float`, defaults to 0.0): dropout inside the feed-forward.
+        layer_dropout (`float`, defaults to 0.0): probability of skipping a whole layer in training.
+        layer_norm_eps (`float`, defaults to 1e-5): epsilon of the LayerNorms owned by reformer-ko.
+        initializer_range (`float`, defaults to 0.02): std of the normal initialisation of every linear and
+            embedding weight, reformer-pytorch's included.
+        pad_token_id (`int`, defaults to 0): id of `[PAD]`.
+        tie_word_embeddings (`bool`, defaults to `True`): tie the language-model output layer to the input embeddings.
+        is_decoder (`bool`, defaults to `False`): causal (left-to-right) attention, for `ReformerKoForCausalLM`.
+        num_labels / problem_type / classifier_dropout: as in transformers, for the classification heads.
+    """
+
+    model_type = "reformer_ko"
+
+    def __init__(
+        self,
+        vocab_size=22000,
+        hidden_size=512,
+        num_hidden_layers=6,
+        num_attention_heads=8,
+        embedding_size=None,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        position_embedding_type="rotary",
+        axial_position_shape=None,
+        bucket_size=64,
+        num_buckets=None,
+        num_hashes=4,
+        hash_seed=0,
+        ff_mult=4,
+        ff_chunks=1,
+        attn_chunks=1,
+        reverse_thres=0,
+        weight_tie=False,
+        hidden_dropout_prob=0.1,
+        lsh_dropout=0.0,
+        ff_dropout=0.0,
+        layer_dropout=0.0,
+        layer_norm_eps=1e-5,
+        initializer_range=0.02,
+        classifier_dropout=None,
+        pad_token_id=0,
+        bos_token_id=None,
+        eos_token_id=None,
+        tie_word_embeddings=True,
+        is_decoder=False,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.embedding_size = hidden_size if embedding_size is None else embedding_size
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.position_embedding_type = position_embedding_type
+        self.bucket_size = bucket_size
+        if axial_position_shape is None and position_embedding_type == "axial":
+            axial_position_shape = (math.ceil(max_position_embeddings / bucket_size), bucket_size)
+        self.axial_position_shape = tuple(axial_position_shape) if axial_position_shape is not None else None
+        if num_buckets is None:
+            num_buckets = max(2, max_position_embeddings // bucket_size)
+            num_buckets += num_buckets % 2
+        self.num_buckets = num_buckets
+        self.num_hashes = num_hashes
+        self.hash_seed = hash_seed
+        self.ff_mult = ff_mult
+        self.ff_chunks = ff_chunks
+        self.attn_chunks = attn_chunks
+        self.reverse_thres = reverse_thres
+        self.weight_tie = weight_tie
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.lsh_dropout = lsh_dropout
+        self.ff_dropout = ff_dropout
+        self.layer_dropout = layer_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        self.classifier_dropout = classifier_dropout
+        self.pad_token_id = pad_token_id
+        self.bos_token_id = bos_token_id
+        self.eos_token_id = eos_token_id
+        self.tie_word_embeddings = tie_word_embeddings
+        self.is_decoder = is_decoder
+        super().__init__(**kwargs)
+        self._validate()
+
+    def _validate(self):
+        problems = []
+        if self.hidden_size % self.num_attention_heads:
+            problems.append(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads}); change one of them"
+            )
+        elif self.position_embedding_type == "rotary" and (self.hidden_size // self.num_attention_heads) % 2:
+            problems.append(
+                f"rotary positions need an even head size, got hidden_size / num_attention_heads = "
+                f"{self.hidden_size // self.num_attention_heads}"
+            )
+        if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
+            problems.append(
+                f"position_embedding_type must be one of {POSITION_EMBEDDING_TYPES}, got "
+                f"{self.position_embedding_type!r}"
+            )
+        if self.max_position_embeddings % (2 * self.bucket_size):
+            problems.append(
+                f"max_position_embeddings ({self.max_position_embeddings}) must be a multiple of 2 * bucket_size "
+                f"({2 * self.bucket_size}); e.g. use {math.ceil(self.max_position_embeddings / (2 * self.bucket_size)) * 2 * self.bucket_size}"
+            )
+        if self.num_buckets < 2 or self.num_buckets % 2:
+            problems.append(f"num_buckets must be an even number >= 2, got {self.num_buckets}")
+        if self.position_embedding_type == "axial":
+            if len(self.axial_position_shape) != 2 or math.prod(self.axial_position_shape) != self.max_position_embeddings:
+                problems.append(
+                    f"axial_position_shape {self.axial_position_shape} must be two factors whose product is "
+                    f"max_position_embeddings ({self.max_position_embeddings})"
+                )
+        for name in ("num_hashes", "ff_chunks", "attn_chunks", "ff_mult", "num_hidden_layers", "vocab_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if problems:
+            raise ValueError("Invalid ReformerKoConfig: " + "; ".join(problems) + ".")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "ReformerKoConfig":
+        """A config of one of the original project's model sizes (see `PRESETS`), with any field overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
