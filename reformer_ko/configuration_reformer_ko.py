@@ -192,6 +192,16 @@ class ReformerKoConfig(PreTrainedConfig):
             raise ValueError("Invalid ReformerKoConfig: " + "; ".join(problems) + ".")
 
     @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        model_type = config_dict.get("model_type", cls.model_type)
+        if model_type != cls.model_type:
+            raise ValueError(
+                f"This checkpoint is a {model_type!r} model, not a {cls.model_type!r} one: load it with its own "
+                "classes (e.g. transformers' AutoModel), or point to a reformer-ko checkpoint."
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides) -> "ReformerKoConfig":
         """A config of one of the original project's model sizes (see `PRESETS`), with any field overridden."""
         if name not in PRESETS:

@@ -32,6 +32,7 @@ from reformer_pytorch.reformer_pytorch import (
     sort_key_val,
 )
 from reformer_pytorch.reversible import ReversibleSequence
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import GenerationMixin, PreTrainedModel, StoppingCriteria, StoppingCriteriaList
@@ -365,6 +366,19 @@ class ReformerKoClassificationHead(nn.Module):
 # loading e.g. a masked-LM checkpoint into the QA head reports exactly the newly initialised keys.
 HEAD_PREFIXES = r"^(lm_head|discriminator_predictions|qa_outputs|classifier)\."
 
+# Written into every saved config, so that a checkpoint of any head loads into any other head with
+# `trust_remote_code=True` (e.g. a masked-LM checkpoint from the Hub into AutoModelForQuestionAnswering).
+AUTO_MAP = {
+    "AutoConfig": "configuration_reformer_ko.ReformerKoConfig",
+    "AutoModel": "modeling_reformer_ko.ReformerKoModel",
+    "AutoModelForMaskedLM": "modeling_reformer_ko.ReformerKoForMaskedLM",
+    "AutoModelForCausalLM": "modeling_reformer_ko.ReformerKoForCausalLM",
+    "AutoModelForPreTraining": "modeling_reformer_ko.ReformerKoForPreTraining",
+    "AutoModelForQuestionAnswering": "modeling_reformer_ko.ReformerKoForQuestionAnswering",
+    "AutoModelForSequenceClassification": "modeling_reformer_ko.ReformerKoForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_reformer_ko.ReformerKoForTokenClassification",
+}
+
 
 class ReformerKoPreTrainedModel(PreTrainedModel):
     """Weight initialisation, save/load and the Auto-class plumbing shared by every reformer-ko model.
@@ -421,6 +435,20 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
         self._keys_to_ignore_on_save = set(aliases)
         self._keys_to_ignore_on_load_missing = [f"^{re.escape(name)}$" for name in aliases]
         super().post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except SafetensorError as error:
+            raise ValueError(
+                f"The weights in {pretrained_model_name_or_path} could not be read ({error}): the file is truncated "
+                "or corrupt. Download or save the checkpoint again."
+            ) from error
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
 
 class ReformerKoModel(ReformerKoPreTrainedModel):

@@ -1,0 +1,7 @@
+import pytest
+from tiny_models import tiny_config
+
+
+@pytest.fixture
+def config():
+    return tiny_config()
