@@ -1,0 +1,33 @@
+"""KorQuAD v1.0: data loading and validation, QA features, post-processing and the official metric."""
+
+from reformer_ko.korquad.data import (
+    KORQUAD_FEATURES,
+    KorquadFormatError,
+    korquad_examples,
+    load_korquad,
+    read_json_file,
+    split_by_article,
+    write_korquad_json,
+)
+from reformer_ko.korquad.features import prepare_eval_features, prepare_train_features, truncate_questions
+from reformer_ko.korquad.metric import evaluate_korquad, exact_match_score, f1_score, normalize_answer
+from reformer_ko.korquad.postprocess import postprocess_qa_predictions, write_predictions
+
+__all__ = [
+    "KORQUAD_FEATURES",
+    "KorquadFormatError",
+    "evaluate_korquad",
+    "exact_match_score",
+    "f1_score",
+    "korquad_examples",
+    "load_korquad",
+    "normalize_answer",
+    "postprocess_qa_predictions",
+    "prepare_eval_features",
+    "prepare_train_features",
+    "read_json_file",
+    "split_by_article",
+    "truncate_questions",
+    "write_korquad_json",
+    "write_predictions",
+]
