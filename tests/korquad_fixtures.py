@@ -124,7 +124,7 @@ def write_json(path: Path, value) -> Path:
 
 
 def tiny_tokenizer(texts: list[str], *, vocab_size: int = 300) -> BertTokenizerFast:
-    """A cased WordPiece `BertTokenizerFast` trained on `texts`, special tokens [PAD] [UNK] [CLS] [SEP] [MASK] = 0..4."""
+    """A cased WordPiece `BertTokenizerFast` trained on `texts`; [PAD] [UNK] [CLS] [SEP] [MASK] are ids 0..4."""
     wordpiece = tokenizers.BertWordPieceTokenizer(lowercase=False, strip_accents=False)
     wordpiece.train_from_iterator(
         texts, vocab_size=vocab_size, limit_alphabet=4000, special_tokens=SPECIAL_TOKENS, show_progress=False
