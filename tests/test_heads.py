@@ -1,0 +1,162 @@
+"""The task heads: HF output types and labels conventions, generation, and the Trainer."""
+
+import pytest
+import torch
+from tiny_models import tiny_config
+from transformers import Trainer, TrainingArguments
+
+from reformer_ko import (
+    ReformerKoForCausalLM,
+    ReformerKoForMaskedLM,
+    ReformerKoForPreTraining,
+    ReformerKoForQuestionAnswering,
+    ReformerKoForSequenceClassification,
+    ReformerKoForTokenClassification,
+)
+
+
+def tokens(batch=2, length=40, seed=0):
+    return torch.randint(5, 120, (batch, length), generator=torch.Generator().manual_seed(seed))
+
+
+def test_masked_lm_ignores_labels_of_minus_100(config):
+    model = ReformerKoForMaskedLM(config).eval()
+    inputs = tokens()
+    labels = torch.full_like(inputs, -100)
+    labels[:, 3] = inputs[:, 3]
+    outputs = model(inputs, labels=labels)
+    expected = torch.nn.functional.cross_entropy(outputs.logits[:, 3], inputs[:, 3])
+    torch.testing.assert_close(outputs.loss, expected)
+
+
+def test_masked_lm_output_layer_is_tied_to_the_input_embeddings(config):
+    model = ReformerKoForMaskedLM(config)
+    assert model.lm_head.decoder.weight is model.reformer.embeddings.word_embeddings.weight
+
+
+def test_causal_lm_loss_predicts_the_next_token():
+    model = ReformerKoForCausalLM(tiny_config(is_decoder=True)).eval()
+    inputs = tokens()
+    outputs = model(inputs, labels=inputs)
+    expected = torch.nn.functional.cross_entropy(outputs.logits[:, :-1].reshape(-1, 120), inputs[:, 1:].reshape(-1))
+    torch.testing.assert_close(outputs.loss, expected)
+
+
+def test_causal_lm_needs_a_decoder_config(config):
+    with pytest.raises(ValueError, match="is_decoder=True"):
+        ReformerKoForCausalLM(config)
+
+
+@pytest.mark.parametrize("sampling", [False, True])
+def test_generate_continues_a_prompt(sampling):
+    model = ReformerKoForCausalLM(tiny_config(is_decoder=True)).eval()
+    prompt = tokens(batch=1, length=10)
+    generated = model.generate(prompt, max_new_tokens=6, do_sample=sampling, pad_token_id=0)
+    assert generated.shape == (1, 16)
+    assert torch.equal(generated[:, :10], prompt)
+
+
+def test_generate_greedy_matches_argmax_of_the_forward_pass():
+    model = ReformerKoForCausalLM(tiny_config(is_decoder=True)).eval()
+    prompt = tokens(batch=1, length=10)
+    generated = model.generate(prompt, max_new_tokens=1, do_sample=False, pad_token_id=0)
+    with torch.no_grad():
+        assert generated[0, -1] == model(prompt).logits[0, -1].argmax()
+
+
+def test_generate_never_runs_past_the_context():
+    model = ReformerKoForCausalLM(tiny_config(is_decoder=True, max_position_embeddings=64)).eval()
+    generated = model.generate(tokens(batch=1, length=60), max_new_tokens=20, do_sample=False, pad_token_id=0)
+    assert generated.shape[1] == 64
+
+
+def test_discriminator_loss_leaves_out_padding(config):
+    model = ReformerKoForPreTraining(config).eval()
+    inputs = tokens()
+    labels = torch.randint(0, 2, inputs.shape)
+    mask = torch.ones_like(inputs)
+    mask[1, 30:] = 0
+    outputs = model(inputs, attention_mask=mask, labels=labels)
+    assert outputs.logits.shape == inputs.shape
+    active = mask.bool()
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(outputs.logits[active], labels[active].float())
+    torch.testing.assert_close(outputs.loss, expected)
+
+
+def test_question_answering_loss_ignores_positions_outside_the_input(config):
+    model = ReformerKoForQuestionAnswering(config).eval()
+    inputs = tokens()
+    outputs = model(inputs, start_positions=torch.tensor([3, 500]), end_positions=torch.tensor([5, 500]))
+    start = torch.nn.functional.cross_entropy(outputs.start_logits[:1], torch.tensor([3]))
+    end = torch.nn.functional.cross_entropy(outputs.end_logits[:1], torch.tensor([5]))
+    torch.testing.assert_close(outputs.loss, (start + end) / 2)
+    assert outputs.start_logits.shape == outputs.end_logits.shape == inputs.shape
+
+
+@pytest.mark.parametrize(
+    "num_labels, labels, problem_type",
+    [
+        (3, torch.tensor([0, 2]), "single_label_classification"),
+        (1, torch.tensor([0.5, -1.0]), "regression"),
+        (3, torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]]), "multi_label_classification"),
+    ],
+)
+def test_sequence_classification_infers_the_problem_type(num_labels, labels, problem_type):
+    model = ReformerKoForSequenceClassification(tiny_config(num_labels=num_labels)).eval()
+    outputs = model(tokens(), labels=labels)
+    assert outputs.logits.shape == (2, num_labels)
+    assert model.config.problem_type == problem_type
+    assert torch.isfinite(outputs.loss)
+
+
+def test_token_classification_ignores_labels_of_minus_100():
+    model = ReformerKoForTokenClassification(tiny_config(num_labels=5)).eval()
+    inputs = tokens()
+    labels = torch.full_like(inputs, -100)
+    labels[0, 1] = 4
+    outputs = model(inputs, labels=labels)
+    torch.testing.assert_close(outputs.loss, torch.nn.functional.cross_entropy(outputs.logits[0, 1:2], labels[0, 1:2]))
+
+
+def test_return_dict_false_gives_a_tuple(config):
+    model = ReformerKoForMaskedLM(config).eval()
+    inputs = tokens()
+    loss, logits = model(inputs, labels=inputs, return_dict=False)
+    assert logits.shape == (2, 40, 120) and loss.dim() == 0
+
+
+def test_initialisation_is_bert_style_for_reformer_pytorch_layers_too(config):
+    model = ReformerKoForMaskedLM(tiny_config(vocab_size=2000, hidden_size=64))
+    assert abs(model.reformer.embeddings.word_embeddings.weight.std().item() - 0.02) < 0.002
+    attention = model.reformer.encoder.layers.blocks[0].f.net.fn
+    assert abs(attention.toqk.weight.std().item() - 0.02) < 0.004
+    assert torch.all(attention.to_out.bias == 0)
+
+
+class LossRecordingTrainer(Trainer):
+    losses = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        self.losses.append(loss.item())
+        return loss
+
+
+def test_trainer_uses_the_model_loss_unscaled(config, tmp_path):
+    model = ReformerKoForMaskedLM(config).eval()
+    assert model.accepts_loss_kwargs is False
+    inputs = tokens(batch=4, length=32)
+    labels = inputs.clone()
+    labels[:, ::2] = -100
+    dataset = [{"input_ids": i, "labels": l} for i, l in zip(inputs, labels)]
+    args = TrainingArguments(
+        tmp_path, per_device_train_batch_size=4, max_steps=1, learning_rate=0.0, report_to=[], use_cpu=True,
+        gradient_accumulation_steps=1, logging_strategy="no", save_strategy="no",
+    )
+    trainer = LossRecordingTrainer(model=model, args=args, train_dataset=dataset)
+    trainer.train()
+    model.eval()
+    with torch.no_grad():
+        expected = model(inputs, labels=labels).loss.item()
+    # training mode draws random rotations: the same loss up to hashing noise, not scaled by anything
+    assert abs(trainer.losses[0] - expected) < 0.2 * expected

@@ -1,0 +1,177 @@
+"""save_pretrained / from_pretrained, Auto classes, Hub remote code, and loading one head's checkpoint into another."""
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny_models import tiny_config
+from transformers import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+    BertForMaskedLM,
+)
+from transformers.utils import logging as hf_logging
+
+from reformer_ko import (
+    ReformerKoForCausalLM,
+    ReformerKoForMaskedLM,
+    ReformerKoForPreTraining,
+    ReformerKoForQuestionAnswering,
+    ReformerKoForSequenceClassification,
+    ReformerKoForTokenClassification,
+    ReformerKoModel,
+)
+
+AUTO_CLASS_OF = {
+    ReformerKoModel: AutoModel,
+    ReformerKoForMaskedLM: AutoModelForMaskedLM,
+    ReformerKoForCausalLM: AutoModelForCausalLM,
+    ReformerKoForPreTraining: AutoModelForPreTraining,
+    ReformerKoForQuestionAnswering: AutoModelForQuestionAnswering,
+    ReformerKoForSequenceClassification: AutoModelForSequenceClassification,
+    ReformerKoForTokenClassification: AutoModelForTokenClassification,
+}
+TOKENS = [[5, 17, 33, 8, 99, 42, 7], [6, 7, 8, 9, 10, 11, 12]]
+
+
+def saved(model_class, directory, **overrides):
+    torch.manual_seed(0)
+    config = tiny_config(is_decoder=model_class is ReformerKoForCausalLM, **overrides)
+    model = model_class(config).eval()
+    model.save_pretrained(directory)
+    return model
+
+
+def first_output(model, tokens=TOKENS):
+    with torch.no_grad():
+        return model(torch.tensor(tokens))[0]
+
+
+@pytest.mark.parametrize("model_class", list(AUTO_CLASS_OF), ids=lambda cls: cls.__name__)
+def test_round_trip_gives_identical_outputs(model_class, tmp_path):
+    model = saved(model_class, tmp_path)
+    loaded, info = AUTO_CLASS_OF[model_class].from_pretrained(tmp_path, output_loading_info=True)
+    assert type(loaded) is model_class
+    assert all(not keys for keys in info.values() if isinstance(keys, (list, set))), info
+    assert torch.equal(first_output(model), first_output(loaded.eval()))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"weight_tie": True}, {"position_embedding_type": "axial"}])
+def test_each_tensor_is_stored_once(overrides, tmp_path):
+    model = saved(ReformerKoForMaskedLM, tmp_path, **overrides)
+    stored = load_file(tmp_path / "model.safetensors")
+    assert not any("irrev_blocks" in name for name in stored)
+    unique_tensors = {id(t) for t in model.parameters()} | {id(t) for t in model.buffers()}
+    # every tensor once, except the output layer tied to the input embeddings (restored by the tie)
+    assert len(stored) == len(unique_tensors)
+    assert "lm_head.decoder.weight" not in stored
+
+
+def test_weight_tie_survives_a_round_trip(tmp_path):
+    saved(ReformerKoForMaskedLM, tmp_path, weight_tie=True)
+    loaded = ReformerKoForMaskedLM.from_pretrained(tmp_path)
+    blocks = loaded.reformer.encoder.layers.blocks
+    assert blocks[0].f.net.fn.toqk.weight is blocks[1].f.net.fn.toqk.weight
+    assert loaded.lm_head.decoder.weight is loaded.reformer.embeddings.word_embeddings.weight
+
+
+def test_saved_directory_is_hub_ready(tmp_path):
+    saved(ReformerKoForMaskedLM, tmp_path)
+    files = {path.name for path in tmp_path.iterdir()}
+    assert {"config.json", "model.safetensors", "modeling_reformer_ko.py", "configuration_reformer_ko.py"} <= files
+    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
+    assert set(auto_map) == {"AutoConfig"} | {auto.__name__ for auto in AUTO_CLASS_OF.values()}
+
+
+REMOTE_LOAD = """
+import json, sys, torch
+sys.modules["reformer_ko"] = None  # reformer-ko is not installed here
+import transformers
+outputs = []
+for auto_name, directory in json.loads(sys.argv[1]):
+    auto_class = getattr(transformers, auto_name)
+    model = auto_class.from_pretrained(directory, trust_remote_code={trust}).eval()
+    assert model.__class__.__module__.startswith("transformers_modules"), model.__class__.__module__
+    with torch.no_grad():
+        outputs.append(model(torch.tensor({tokens}))[0].tolist())
+print(json.dumps(outputs))
+"""
+
+
+def load_in_fresh_process(checkpoints, trust_remote_code=True):
+    """Load (auto class, directory) pairs in a Python process where reformer_ko cannot be imported."""
+    code = REMOTE_LOAD.format(trust=trust_remote_code, tokens=TOKENS)
+    pairs = json.dumps([(auto_class.__name__, str(directory)) for auto_class, directory in checkpoints])
+    return subprocess.run([sys.executable, "-c", code, pairs], capture_output=True, text=True)
+
+
+def test_every_head_loads_as_remote_code_without_the_package(tmp_path):
+    models, checkpoints = [], []
+    for model_class, auto_class in AUTO_CLASS_OF.items():
+        models.append(saved(model_class, tmp_path / model_class.__name__))
+        checkpoints.append((auto_class, tmp_path / model_class.__name__))
+    result = load_in_fresh_process(checkpoints)
+    assert result.returncode == 0, result.stderr[-2000:]
+    remote_outputs = json.loads(result.stdout.strip().splitlines()[-1])
+    for model, remote in zip(models, remote_outputs):
+        torch.testing.assert_close(torch.tensor(remote), first_output(model), atol=0, rtol=0)
+
+
+def test_remote_code_is_refused_without_trust_remote_code(tmp_path):
+    saved(ReformerKoForMaskedLM, tmp_path)
+    result = load_in_fresh_process([(AutoModelForMaskedLM, tmp_path)], trust_remote_code=False)
+    assert result.returncode != 0
+    assert "trust_remote_code" in result.stderr
+
+
+@pytest.fixture
+def hf_warnings(caplog):
+    hf_logging.enable_propagation()
+    caplog.set_level(logging.WARNING)
+    yield caplog
+    hf_logging.disable_propagation()
+
+
+def test_masked_lm_checkpoint_loads_into_the_qa_head(tmp_path, hf_warnings):
+    mlm = saved(ReformerKoForMaskedLM, tmp_path)
+    qa, info = AutoModelForQuestionAnswering.from_pretrained(tmp_path, output_loading_info=True)
+    assert set(info["missing_keys"]) == {"qa_outputs.weight", "qa_outputs.bias"}
+    assert not info["unexpected_keys"]
+    for name, tensor in mlm.reformer.state_dict().items():
+        assert torch.equal(tensor, qa.reformer.state_dict()[name]), name
+    assert "qa_outputs.weight" in hf_warnings.text and "qa_outputs.bias" in hf_warnings.text
+    assert "reformer.encoder" not in hf_warnings.text
+
+
+def test_discriminator_checkpoint_loads_into_the_qa_head(tmp_path):
+    saved(ReformerKoForPreTraining, tmp_path)
+    _, info = AutoModelForQuestionAnswering.from_pretrained(tmp_path, output_loading_info=True)
+    assert set(info["missing_keys"]) == {"qa_outputs.weight", "qa_outputs.bias"}
+
+
+def test_another_model_type_is_refused(tmp_path):
+    BertForMaskedLM(
+        BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    ).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="'bert' model, not a 'reformer_ko'"):
+        ReformerKoForMaskedLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage"])
+def test_corrupt_weights_file_is_a_clear_error(damage, tmp_path):
+    saved(ReformerKoForMaskedLM, tmp_path)
+    weights = tmp_path / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a safetensors file")
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        ReformerKoForMaskedLM.from_pretrained(tmp_path)
