@@ -74,13 +74,14 @@ def postprocess_qa_predictions(
             f"features lack the columns {sorted(missing_columns)}: build them with prepare_eval_features "
             "and keep those columns (the Trainer's remove_unused_columns drops them only from model inputs)"
         )
-    if not len(start_logits) == len(end_logits) == len(features):
+    feature_example_ids = list(features["example_id"])
+    if not len(start_logits) == len(end_logits) == len(feature_example_ids):
         raise ValueError(
-            f"got {len(start_logits)} start and {len(end_logits)} end logit rows for {len(features)} features: "
-            "pass the logits of every evaluation feature, in order"
+            f"got {len(start_logits)} start and {len(end_logits)} end logit rows for {len(feature_example_ids)} "
+            "features: pass the logits of every evaluation feature, in order"
         )
     features_by_example = defaultdict(list)
-    for feature_index, example_id in enumerate(features["example_id"]):
+    for feature_index, example_id in enumerate(feature_example_ids):
         features_by_example[example_id].append(feature_index)
     example_ids = list(examples["id"])
     unknown = set(features_by_example) - set(example_ids)
