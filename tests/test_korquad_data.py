@@ -114,6 +114,11 @@ def test_a_missing_file_is_named():
         load_korquad("nowhere/train.json")
 
 
+def test_an_unreadable_path_is_named(tmp_path):
+    with pytest.raises(KorquadFormatError, match=r"cannot be read \(Is a directory\)"):
+        load_korquad(tmp_path)
+
+
 def test_split_by_article_keeps_order_and_version():
     head, tail = split_by_article(korquad_fixture(), 2)
     assert [article["title"] for article in head["data"]] == ["세종대왕", "부산광역시"]

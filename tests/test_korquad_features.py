@@ -166,6 +166,13 @@ def test_a_stride_leaving_no_room_for_the_context_is_a_clear_error(examples, syl
         prepare_eval_features(examples[:], syllable_tokenizer, max_seq_length=64, doc_stride=60, max_query_length=12)
 
 
+def test_a_training_example_without_an_answer_is_an_error_naming_it(examples, syllable_tokenizer):
+    batch = examples[:2]
+    batch["answers"][1] = {"text": [], "answer_start": []}
+    with pytest.raises(ValueError, match=r"example 'sejong-0-1' has no answer to train on"):
+        prepare_train_features(batch, syllable_tokenizer, **SMALL)
+
+
 def test_features_map_over_a_dataset_in_batches(examples, syllable_tokenizer):
     fn_kwargs = {"tokenizer": syllable_tokenizer, **SMALL}
     arguments = {"batched": True, "remove_columns": examples.column_names, "fn_kwargs": fn_kwargs}

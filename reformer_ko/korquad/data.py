@@ -41,6 +41,8 @@ def read_json_file(path: str | os.PathLike) -> Any:
             text = file.read()
     except FileNotFoundError:
         raise KorquadFormatError(f"{path}: no such file") from None
+    except OSError as error:
+        raise KorquadFormatError(f"{path}: cannot be read ({error.strerror})") from None
     except UnicodeDecodeError as error:
         raise KorquadFormatError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     if path.endswith(".jsonl"):
@@ -200,7 +202,7 @@ def korquad_examples(
         more = f"\n  ... and {len(problems) - _PROBLEMS_SHOWN} more" if len(problems) > _PROBLEMS_SHOWN else ""
         raise KorquadFormatError(
             f"{len(problems)} invalid example(s) in {source}:\n  {shown}{more}\n"
-            "Fix them, or skip them with skip_invalid=True (--skip-invalid-examples)."
+            "Fix them, or load with skip_invalid=True to leave them out (they are then counted in a warning)."
         )
     return rows, problems
 

@@ -77,6 +77,11 @@ def prepare_train_features(
     for window, offsets in enumerate(offset_mapping):
         cls_index = encoded["input_ids"][window].index(tokenizer.cls_token_id)
         answers = examples["answers"][sample_mapping[window]]
+        if not answers["text"]:
+            raise ValueError(
+                f"example {examples['id'][sample_mapping[window]]!r} has no answer to train on; "
+                "KorQuAD v1.0 training examples need one (load_korquad checks this)"
+            )
         start_char = answers["answer_start"][0]
         end_char = start_char + len(answers["text"][0])
         first, last = _context_token_range(encoded.sequence_ids(window))
