@@ -47,11 +47,11 @@ def test_causal_lm_needs_a_decoder_config(config):
         ReformerKoForCausalLM(config)
 
 
-@pytest.mark.parametrize("sampling", [False, True])
-def test_generate_continues_a_prompt(sampling):
+@pytest.mark.parametrize("strategy", [{"do_sample": False}, {"do_sample": True}, {"num_beams": 3}])
+def test_generate_continues_a_prompt(strategy):
     model = ReformerKoForCausalLM(tiny_config(is_decoder=True)).eval()
     prompt = tokens(batch=1, length=10)
-    generated = model.generate(prompt, max_new_tokens=6, do_sample=sampling, pad_token_id=0)
+    generated = model.generate(prompt, max_new_tokens=6, pad_token_id=0, **strategy)
     assert generated.shape == (1, 16)
     assert torch.equal(generated[:, :10], prompt)
 
