@@ -298,6 +298,9 @@ def test_the_whole_dev_set_goes_through_features_post_processing_and_the_metric(
     evaluation = examples.map(prepare_eval_features, **arguments)
     train = examples.map(prepare_train_features, **arguments)
     assert len(evaluation) == len(train) > len(examples)
+    questions = list(examples["question"])
+    cut = tokenizer(truncate_questions(questions, tokenizer, 9), add_special_tokens=False)["input_ids"]
+    assert cut == [ids[:9] for ids in tokenizer(questions, add_special_tokens=False)["input_ids"]]
     assert max(len(input_ids) for input_ids in evaluation["input_ids"]) <= 512
 
     rng = np.random.default_rng(0)
