@@ -30,7 +30,7 @@ CONTINUATION_PREFIX = "##"
 MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 
 
-def wordpiece_pipeline() -> Tokenizer:
+def _wordpiece_pipeline() -> Tokenizer:
     """An untrained `tokenizers.Tokenizer` with the normalizer, pre-tokenizer and decoder of our WordPiece."""
     backend = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX))
     backend.normalizer = normalizers.Sequence(
@@ -65,7 +65,7 @@ def train_tokenizer(
     if limit_alphabet < 1:
         raise ValueError(f"limit_alphabet={limit_alphabet} must be at least 1")
     files = corpus_files(corpus)
-    backend = wordpiece_pipeline()
+    backend = _wordpiece_pipeline()
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
