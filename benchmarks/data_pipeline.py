@@ -55,7 +55,9 @@ def fill_rates(lengths, document_tokens, max_seq_length, pad_to_multiple_of=128)
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--tokenizer", type=Path, help="a saved tokenizer directory; trained on the corpus when omitted")
+    parser.add_argument(
+        "--tokenizer", type=Path, help="a saved tokenizer directory; trained on the corpus when omitted"
+    )
     parser.add_argument("--max-seq-length", type=int, default=512)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3)
@@ -89,17 +91,23 @@ def main():
 
     raw = min(raw_seconds)
     fill, ceiling, padded_fill = fill_rates(lengths, document_tokens, args.max_seq_length)
-    print(f"\ncorpus: {args.corpus.name}, {megabytes:.2f} MB, {len(documents)} documents, {len(sentences)} sentences, "
-          f"{sum(document_tokens)} tokens; vocabulary {len(tokenizer)}; {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
-          f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}; best of {args.repeats}; "
-          f"load average at the end {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\ncorpus: {args.corpus.name}, {megabytes:.2f} MB, {len(documents)} documents, {len(sentences)} sentences, "
+        f"{sum(document_tokens)} tokens; vocabulary {len(tokenizer)}; "
+        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
+        f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}; best of {args.repeats}; "
+        f"load average at the end {os.getloadavg()[0]:.1f}\n"
+    )
     print("| step | workers | seconds | of which load_corpus | MB/s of text | × raw tokenization |")
     print("|---|---|---|---|---|---|")
-    print(f"| raw `tokenizer(batch)`, batches of {RAW_BATCH_SIZE} sentences | 1 | {raw:.2f} | – | {megabytes / raw:.2f} | 1.00 |")
+    print(f"| raw `tokenizer(batch)`, batches of {RAW_BATCH_SIZE} sentences | 1 | {raw:.2f} | – | ", end="")
+    print(f"{megabytes / raw:.2f} | 1.00 |")
     for workers, runs in pipeline_seconds.items():
         best, loading = min(runs)
-        print(f"| corpus → {args.max_seq_length}-token MLM blocks (load_corpus + pack_mlm_blocks) | {workers} | "
-              f"{best:.2f} | {loading:.2f} | {megabytes / best:.2f} | {best / raw:.2f} |")
+        print(
+            f"| corpus → {args.max_seq_length}-token MLM blocks (load_corpus + pack_mlm_blocks) | {workers} | "
+            f"{best:.2f} | {loading:.2f} | {megabytes / best:.2f} | {best / raw:.2f} |"
+        )
     print(f"\n{len(lengths)} blocks of at most {args.max_seq_length} tokens")
     print(f"fill rate (real tokens / ({len(lengths)} × {args.max_seq_length})): {fill:.3f}")
     print(f"ceiling for any packing that keeps documents apart: {ceiling:.3f}")

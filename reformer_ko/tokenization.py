@@ -32,11 +32,15 @@ MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 
 def _wordpiece_pipeline() -> Tokenizer:
     """An untrained `tokenizers.Tokenizer` with the normalizer, pre-tokenizer and decoder of our WordPiece."""
-    backend = Tokenizer(models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX))
+    backend = Tokenizer(
+        models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX)
+    )
     backend.normalizer = normalizers.Sequence(
         [
             normalizers.NFC(),
-            normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False),
+            normalizers.BertNormalizer(
+                clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False
+            ),
         ]
     )
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -106,7 +110,9 @@ def save_tokenizer(tokenizer, output_dir) -> None:
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
         (staging / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
         special_tokens_map = {name: getattr(tokenizer, name) for name in SPECIAL_TOKENS}
-        (staging / "special_tokens_map.json").write_text(json.dumps(special_tokens_map, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        (staging / "special_tokens_map.json").write_text(
+            json.dumps(special_tokens_map, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
         for path in staging.iterdir():
             os.replace(path, output_dir / path.name)
     finally:
@@ -151,13 +157,26 @@ def _documents_with_progress(files, encoding_errors, show_progress):
 def add_train_tokenizer_arguments(parser):
     """Arguments of `reformer-ko train-tokenizer`; returns its handler."""
     parser.description = "Train a WordPiece tokenizer on a corpus and save it as a transformers tokenizer directory."
-    parser.add_argument("--corpus", nargs="+", required=True, metavar="PATH", help="corpus files, directories or glob patterns")
+    parser.add_argument(
+        "--corpus", nargs="+", required=True, metavar="PATH", help="corpus files, directories or glob patterns"
+    )
     parser.add_argument("--output", required=True, metavar="DIR", help="directory to save the tokenizer in")
     parser.add_argument("--vocab-size", type=int, default=22000, help="vocabulary size (default: %(default)s)")
-    parser.add_argument("--limit-alphabet", type=int, default=6000, help="most distinct characters kept (default: %(default)s)")
-    parser.add_argument("--min-frequency", type=int, default=2, help="fewest occurrences of a merged piece (default: %(default)s)")
-    parser.add_argument("--model-max-length", type=int, default=5120, help="longest sequence a model takes (default: %(default)s)")
-    parser.add_argument("--encoding-errors", choices=ENCODING_ERRORS, default="strict", help="on invalid UTF-8: stop, or read it as U+FFFD")
+    parser.add_argument(
+        "--limit-alphabet", type=int, default=6000, help="most distinct characters kept (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--min-frequency", type=int, default=2, help="fewest occurrences of a merged piece (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--model-max-length", type=int, default=5120, help="longest sequence a model takes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--encoding-errors",
+        choices=ENCODING_ERRORS,
+        default="strict",
+        help="on invalid UTF-8: stop, or read it as U+FFFD",
+    )
     return _train_tokenizer_command
 
 

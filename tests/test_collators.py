@@ -33,7 +33,9 @@ def test_mlm_batches_are_padded_to_a_multiple_of_twice_the_bucket_size(tokenizer
 def test_mlm_masks_about_15_percent_of_real_tokens_80_10_10(tokenizer, blocks):
     batch = mlm_collator(tokenizer, seed=0, pad_to_multiple_of=None)(blocks * 40)
     originals = torch.nn.utils.rnn.pad_sequence(
-        [torch.tensor(block["input_ids"]) for block in blocks * 40], batch_first=True, padding_value=tokenizer.pad_token_id
+        [torch.tensor(block["input_ids"]) for block in blocks * 40],
+        batch_first=True,
+        padding_value=tokenizer.pad_token_id,
     )
     masked = batch["labels"] != -100
     special = torch.isin(originals, torch.tensor(tokenizer.all_special_ids))
@@ -49,7 +51,10 @@ def test_mlm_masks_about_15_percent_of_real_tokens_80_10_10(tokenizer, blocks):
 def test_whole_word_masking_masks_every_piece_of_a_word_together(tokenizer, blocks):
     batch = mlm_collator(tokenizer, seed=0, whole_word_mask=True, pad_to_multiple_of=None)(blocks * 10)
     masked = (batch["labels"] != -100).tolist()
-    continuation = [[token.startswith("##") for token in tokenizer.convert_ids_to_tokens(block["input_ids"])] for block in blocks * 10]
+    continuation = [
+        [token.startswith("##") for token in tokenizer.convert_ids_to_tokens(block["input_ids"])]
+        for block in blocks * 10
+    ]
     pieces_in_words = 0
     for row_masked, row_continuation in zip(masked, continuation):
         for position in range(1, len(row_continuation)):

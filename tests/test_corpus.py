@@ -28,7 +28,13 @@ def word_tokenizer():
     vocab = {token: index for index, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    special_tokens = {"pad_token": "[PAD]", "unk_token": "[UNK]", "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}
+    special_tokens = {
+        "pad_token": "[PAD]",
+        "unk_token": "[UNK]",
+        "cls_token": "[CLS]",
+        "sep_token": "[SEP]",
+        "mask_token": "[MASK]",
+    }
     return PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=64, **special_tokens)
 
 
@@ -52,7 +58,9 @@ def assert_blocks_keep_documents_apart(blocks, documents, tokenizer, max_seq_len
         contents.append(ids[1:-1])
     remaining = iter(contents)
     sentences = documents["sentences"]
-    sentence_ids = iter(tokenizer([s for document in sentences for s in document], add_special_tokens=False)["input_ids"])
+    sentence_ids = iter(
+        tokenizer([s for document in sentences for s in document], add_special_tokens=False)["input_ids"]
+    )
     for document in sentences:
         expected = [token for _, ids in zip(document, sentence_ids) for token in ids]
         packed = []
@@ -145,7 +153,9 @@ def test_a_corpus_cache_left_by_a_killed_run_is_not_used(tmp_path):
 def test_a_blocks_cache_left_by_a_killed_run_is_not_used(tmp_path, word_tokenizer):
     path = write_corpus(tmp_path / "corpus.txt", [[sentence(f"w{index}", 5)] for index in range(30)])
     documents = load_corpus(path, cache_dir=tmp_path / "cache")
-    _interrupt_in_the_middle_of_writing("write_batch", lambda: pack_mlm_blocks(documents, word_tokenizer, 16, batch_size=4))
+    _interrupt_in_the_middle_of_writing(
+        "write_batch", lambda: pack_mlm_blocks(documents, word_tokenizer, 16, batch_size=4)
+    )
     assert [p for p in (tmp_path / "cache").rglob("tmp*")], "the killed run should have left a partial cache file"
     blocks = pack_mlm_blocks(documents, word_tokenizer, 16, batch_size=4)
     assert_blocks_keep_documents_apart(blocks, documents, word_tokenizer, 16)
@@ -271,7 +281,9 @@ def test_streamed_corpus_gives_the_same_mlm_blocks(tmp_path, tokenizer):
 
 
 def test_causal_blocks_are_documents_joined_by_sep_cut_to_block_size(tmp_path, word_tokenizer):
-    path = write_corpus(tmp_path / "corpus.txt", [[sentence("w1", 3)], [sentence("w2", 4), sentence("w3", 2)], [sentence("w4", 5)]])
+    path = write_corpus(
+        tmp_path / "corpus.txt", [[sentence("w1", 3)], [sentence("w2", 4), sentence("w3", 2)], [sentence("w4", 5)]]
+    )
     blocks = pack_causal_blocks(load_corpus(path, cache_dir=tmp_path / "cache"), word_tokenizer, 4)
     stream = word_tokenizer.convert_ids_to_tokens([token for ids in blocks["input_ids"] for token in ids])
     expected = ["w1"] * 3 + ["[SEP]"] + ["w2"] * 4 + ["w3"] * 2 + ["[SEP]"] + ["w4"] * 5 + ["[SEP]"]

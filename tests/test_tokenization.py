@@ -34,7 +34,9 @@ def test_special_tokens_have_ids_zero_to_four(tokenizer):
 
 
 def test_saved_directory_has_the_files_of_a_bert_tokenizer(tokenizer_dir):
-    assert {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"} <= {p.name for p in tokenizer_dir.iterdir()}
+    assert {"tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"} <= {
+        p.name for p in tokenizer_dir.iterdir()
+    }
     config = json.loads((tokenizer_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
     assert config["model_max_length"] == 5120
     assert config["do_lower_case"] is False
@@ -86,7 +88,9 @@ def test_load_tokenizer_rejects_a_tokenizer_without_the_mask_token(tmp_path):
     vocab = {token: index for index, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "서울"])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    foreign = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]")
+    foreign = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]"
+    )
     foreign.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"mask_token \(\[MASK\]\)"):
         load_tokenizer(tmp_path)

@@ -10,7 +10,9 @@ from transformers import DataCollatorForLanguageModeling
 DEFAULT_PAD_TO_MULTIPLE_OF = 128  # 2 * the default bucket_size of 64
 
 
-def mlm_collator(tokenizer, *, mlm_probability=0.15, pad_to_multiple_of=DEFAULT_PAD_TO_MULTIPLE_OF, whole_word_mask=False, seed=None):
+def mlm_collator(
+    tokenizer, *, mlm_probability=0.15, pad_to_multiple_of=DEFAULT_PAD_TO_MULTIPLE_OF, whole_word_mask=False, seed=None
+):
     """Collator for MLM and ELECTRA blocks: dynamic masking of `mlm_probability` of the tokens.
 
     Masked tokens become `[MASK]` 80% of the time, a random token 10%, and stay unchanged 10%. With

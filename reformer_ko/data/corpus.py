@@ -3,7 +3,7 @@
 A corpus is UTF-8 text with one sentence per line and a blank line between documents. `load_corpus`
 turns files, directories or globs into a `datasets.Dataset` (or, streamed, an `IterableDataset`) with one
 row per document, `{"sentences": [...]}`; `pack_mlm_blocks` and `pack_causal_blocks` turn those rows
-into the fixed-shape inputs of the masked-LM / ELECTRA and causal-LM models.
+into the inputs of the masked-LM / ELECTRA and causal-LM models.
 """
 
 import glob
@@ -52,7 +52,9 @@ def corpus_files(paths) -> list[Path]:
             files.append(path)
         elif path.is_dir():
             found = sorted(
-                p for p in path.rglob("*.txt") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*.txt")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
                 raise FileNotFoundError(f"corpus directory {path} holds no .txt files")
@@ -97,7 +99,9 @@ def load_corpus(paths, *, streaming=False, num_proc=None, cache_dir=None, encodi
     shards = [shard for path in files for shard in _file_shards(path, _SHARD_BYTES)]
     gen_kwargs = {"shards": shards, "encoding_errors": encoding_errors}
     if streaming:
-        return datasets.IterableDataset.from_generator(_generate_documents, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs)
+        return datasets.IterableDataset.from_generator(
+            _generate_documents, features=DOCUMENT_FEATURES, gen_kwargs=gen_kwargs
+        )
     # An interrupted run cannot leave a cache that looks complete: `datasets` writes into
     # `<cache>.incomplete`, renames it only after the last document, and treats a cache as present only
     # when its dataset_info.json exists in the final directory.
@@ -129,7 +133,9 @@ def pack_mlm_blocks(documents, tokenizer, max_seq_length=512, *, num_proc=None, 
         "sep_token_id": tokenizer.sep_token_id,
         "capacity": max_seq_length - 2,
     }
-    return _map_documents(documents, _mlm_blocks, fn_kwargs, MLM_BLOCK_FEATURES, num_proc, batch_size, "Packing MLM blocks")
+    return _map_documents(
+        documents, _mlm_blocks, fn_kwargs, MLM_BLOCK_FEATURES, num_proc, batch_size, "Packing MLM blocks"
+    )
 
 
 def pack_causal_blocks(documents, tokenizer, block_size=5120, *, num_proc=None, batch_size=1000, model_max_length=None):
@@ -142,11 +148,19 @@ def pack_causal_blocks(documents, tokenizer, block_size=5120, *, num_proc=None, 
     _check_length("block_size", block_size, tokenizer, model_max_length, minimum=1)
     _check_special_tokens(tokenizer, ("sep_token",))
     fn_kwargs = {"tokenizer": tokenizer, "end_of_document_id": tokenizer.sep_token_id, "block_size": block_size}
-    return _map_documents(documents, _causal_blocks, fn_kwargs, CAUSAL_BLOCK_FEATURES, num_proc, batch_size, "Packing causal-LM blocks")
+    return _map_documents(
+        documents, _causal_blocks, fn_kwargs, CAUSAL_BLOCK_FEATURES, num_proc, batch_size, "Packing causal-LM blocks"
+    )
 
 
 def _map_documents(documents, function, fn_kwargs, features, num_proc, batch_size, desc):
-    options = {"batched": True, "batch_size": batch_size, "remove_columns": ["sentences"], "features": features, "fn_kwargs": fn_kwargs}
+    options = {
+        "batched": True,
+        "batch_size": batch_size,
+        "remove_columns": ["sentences"],
+        "features": features,
+        "fn_kwargs": fn_kwargs,
+    }
     if isinstance(documents, datasets.IterableDataset):
         return documents.map(function, **options)
     return documents.map(function, num_proc=num_proc, desc=desc, **options)
@@ -227,7 +241,11 @@ def _check_length(name, length, tokenizer, model_max_length, *, minimum):
 
 
 def _check_special_tokens(tokenizer, names):
-    missing = [name for name in names if getattr(tokenizer, name, None) is None or getattr(tokenizer, f"{name}_id", None) is None]
+    missing = [
+        name
+        for name in names
+        if getattr(tokenizer, name, None) is None or getattr(tokenizer, f"{name}_id", None) is None
+    ]
     if missing:
         raise ValueError(f"the tokenizer has no {', '.join(missing)}, which packing needs")
 
