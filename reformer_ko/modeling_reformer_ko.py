@@ -127,10 +127,31 @@ class PaddingSafeLSHAttention(LSHAttention):
             qk = apply_rotary_pos_emb(qk, pos_emb)
 
         st = sticker % seqlen
-        n_chunks = n_hashes * seqlen // self.bucket_size
+        bo, lse = self.attend_sorted(batched_index_select(qk, st), batched_index_select(v, st), st, input_mask)
+
+        # Unsort, then combine the hash rounds weighted by each round's normaliser.
+        o = batched_index_select(bo, undo_sort)
+        logits = lse.gather(1, undo_sort)
+        o = o.reshape(batch_size, n_hashes, seqlen, dim)
+        logits = logits.reshape(batch_size, n_hashes, seqlen, 1)
+        probs = torch.exp(logits - torch.logsumexp(logits, dim=1, keepdim=True))
+        out = torch.sum(o * probs, dim=1)
+        return out, torch.empty(0, device=device), buckets
+
+    def attend_sorted(self, bq, bv, st, input_mask):
+        """Attention within each chunk and the one before it, over the bucket-sorted rounds.
+
+        `bq`, `bv`: (batch, n_hashes * seqlen, dim) queries/keys and values in sorted order; `st`: their original
+        positions; `input_mask`: (batch, seqlen) or None. Returns the outputs in sorted order and each query's
+        log-sum-exp of its scores, (batch, n_hashes * seqlen).
+        """
+        batch_size, total, dim = bq.shape
+        device = bq.device
+        seqlen = total // self.n_hashes
+        n_chunks = total // self.bucket_size
         bq_t = st.reshape(batch_size, n_chunks, -1)
-        bq = batched_index_select(qk, st).reshape(batch_size, n_chunks, -1, dim)
-        bv = batched_index_select(v, st).reshape(batch_size, n_chunks, -1, dim)
+        bq = bq.reshape(batch_size, n_chunks, -1, dim)
+        bv = bv.reshape(batch_size, n_chunks, -1, dim)
         bk = F.normalize(bq, p=2, dim=-1).type_as(bq)
         bk, bv, bkv_t = look_one_back(bk), look_one_back(bv), look_one_back(bq_t)
 
@@ -154,15 +175,7 @@ class PaddingSafeLSHAttention(LSHAttention):
         dots_logsumexp = torch.logsumexp(dots, dim=-1, keepdim=True)
         dots = torch.exp(dots - dots_logsumexp).type_as(dots)
         bo = torch.einsum("buij,buje->buie", self.dropout(dots), bv)
-
-        # Unsort, then combine the hash rounds weighted by each round's normaliser.
-        o = batched_index_select(bo.reshape(batch_size, -1, dim), undo_sort)
-        logits = dots_logsumexp.reshape(batch_size, -1).gather(1, undo_sort)
-        o = o.reshape(batch_size, n_hashes, seqlen, dim)
-        logits = logits.reshape(batch_size, n_hashes, seqlen, 1)
-        probs = torch.exp(logits - torch.logsumexp(logits, dim=1, keepdim=True))
-        out = torch.sum(o * probs, dim=1)
-        return out, torch.empty(0, device=device), buckets
+        return bo.reshape(batch_size, -1, dim), dots_logsumexp.reshape(batch_size, -1)
 
 
 # Reversible layers -----------------------------------------------------------------------------------------------
