@@ -124,7 +124,8 @@ def test_every_head_loads_as_remote_code_without_the_package(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     remote_outputs = json.loads(result.stdout.strip().splitlines()[-1])
     for model, remote in zip(models, remote_outputs):
-        torch.testing.assert_close(torch.tensor(remote), first_output(model), atol=0, rtol=0)
+        # another process may pick other CPU kernels: equal up to float32 rounding
+        torch.testing.assert_close(torch.tensor(remote), first_output(model), atol=1e-5, rtol=0)
 
 
 def test_remote_code_is_refused_without_trust_remote_code(tmp_path):
