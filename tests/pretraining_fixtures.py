@@ -1,0 +1,92 @@
+"""Helpers for the tests of the pretraining scripts: a small tokenizer, tiny model configs, running a script."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import reformer_ko
+from reformer_ko.tokenization import train_tokenizer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+# 47 short documents of Korean text written for the project.
+CORPUS = Path(reformer_ko.__file__).parent / "demo_data" / "corpus.txt"
+
+# Width 64, 2 layers, 16-token buckets. Learned absolute positions let a model this small memorise a couple of
+# blocks within a few dozen steps (with rotary positions alone its masked-LM loss stalls at the unigram level).
+TINY_MLM = (
+    "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,max_position_embeddings=128,bucket_size=16,"
+    "num_hashes=2,hidden_dropout_prob=0,position_embedding_type=absolute"
+)
+TINY_ELECTRA = TINY_MLM + ",embedding_size=32"
+TINY_CLM = (
+    "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,max_position_embeddings=256,"
+    "axial_position_shape=[16,16],bucket_size=16,num_hashes=2,hidden_dropout_prob=0"
+)
+
+
+def small_tokenizer(directory):
+    """A WordPiece tokenizer of 800 tokens trained on the demo corpus."""
+    train_tokenizer(CORPUS, directory, vocab_size=800, limit_alphabet=300)
+    return Path(directory)
+
+
+def script_environment(tmp_path):
+    """Offline, one thread per process (tiny models only lose time to threads on a busy CPU), caches in tmp_path."""
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf_home"),
+    }
+
+
+def common_arguments(tokenizer_dir, output_dir, cache_dir):
+    return [
+        "--tokenizer_name", str(tokenizer_dir),
+        "--train_file", str(CORPUS),
+        "--output_dir", str(output_dir),
+        "--cache_dir", str(cache_dir),
+        "--use_cpu",
+        "--report_to", "none",
+        "--disable_tqdm", "true",
+        "--seed", "0",
+    ]  # fmt: skip
+
+
+def run_python(arguments, tmp_path, *, launcher=(), check=True, **options):
+    """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output."""
+    command = [sys.executable, *launcher, *map(str, arguments)]
+    result = subprocess.run(command, env=script_environment(tmp_path), cwd=ROOT, capture_output=True, text=True, **options)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return result
+
+
+def logged_losses(output_dir):
+    """Training loss by step, from the trainer_state.json a run saves in its output directory."""
+    history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
+    return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+
+
+REMOTE_LOAD = """
+import json, sys, torch
+sys.modules["reformer_ko"] = None  # reformer-ko is not installed here
+import transformers
+auto_name, directory, tokens = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+model = getattr(transformers, auto_name).from_pretrained(directory, trust_remote_code=True).eval()
+assert model.__class__.__module__.startswith("transformers_modules"), model.__class__.__module__
+with torch.no_grad():
+    print(json.dumps(model(torch.tensor(tokens))[0].tolist()))
+"""
+
+
+def remote_code_outputs(auto_class_name, directory, tokens, tmp_path):
+    """The first output of the model in `directory` loaded with `trust_remote_code=True` in a Python process where
+    reformer_ko cannot be imported."""
+    result = run_python(["-c", REMOTE_LOAD, auto_class_name, directory, json.dumps(tokens)], tmp_path)
+    return json.loads(result.stdout.strip().splitlines()[-1])
