@@ -273,7 +273,7 @@ def load_documents(corpus_args: CorpusArguments, *, seed, cache_dir=None) -> dic
 
 
 def select_samples(blocks: dict, corpus_args: CorpusArguments) -> dict:
-    """Keep the first `max_train_samples` / `max_eval_samples` blocks."""
+    """Keep the first `max_train_samples` / `max_eval_samples` blocks; a split left without blocks is an error."""
     limits = {"train": corpus_args.max_train_samples, "validation": corpus_args.max_eval_samples}
     selected = {}
     for split, dataset in blocks.items():
@@ -284,6 +284,10 @@ def select_samples(blocks: dict, corpus_args: CorpusArguments) -> dict:
             selected[split] = dataset.take(limit)
         else:
             selected[split] = dataset.select(range(min(limit, len(dataset))))
+        if not isinstance(dataset, datasets.IterableDataset) and len(selected[split]) == 0:
+            raise ValueError(
+                f"The {split} data gives no block: give more text, or shorter blocks (--block_size / --max_seq_length)."
+            )
     return selected
 
 
@@ -821,7 +825,7 @@ def train_and_evaluate(trainer: PretrainingTrainer):
             trainer.final_metrics.update(result.metrics)
         if args.do_eval:
             metrics = trainer.evaluate()
-            if trainer.task.reports_perplexity:
+            if trainer.task.reports_perplexity and "eval_loss" in metrics:
                 metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
             trainer.log_metrics("eval", metrics)
             trainer.save_metrics("eval", metrics)

@@ -6,6 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+
 import reformer_ko
 from reformer_ko.tokenization import train_tokenizer
 
@@ -90,3 +93,12 @@ def remote_code_outputs(auto_class_name, directory, tokens, tmp_path):
     reformer_ko cannot be imported."""
     result = run_python(["-c", REMOTE_LOAD, auto_class_name, directory, json.dumps(tokens)], tmp_path)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one CPU thread: tiny models only lose time to thread synchronisation on a busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -12,6 +12,7 @@ from pretraining_fixtures import (
     TINY_MLM,
     common_arguments,
     logged_losses,
+    one_thread,  # noqa: F401 (fixture)
     remote_code_outputs,
     run_python,
     small_tokenizer,
@@ -216,14 +217,6 @@ def test_streamed_and_prepared_corpora_hold_out_the_same_documents(tmp_path):
 
 
 # The Trainer, in process ------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
