@@ -5,7 +5,8 @@ This file is self-contained apart from its configuration, so that it travels to 
 
 Three changes to reformer-pytorch, each in a subclass of the one module that needs it:
 - `PaddingSafeLSHAttention`: results do not depend on how much padding a batch has, and eval mode is
-  deterministic (seeded rotations);
+  deterministic (seeded rotations); `FlexLSHAttention` computes the same function with FlexAttention
+  (`attn_implementation="flex_attention"`);
 - `ReformerKoReversibleSequence`: the reversible backward pass re-enters the forward's autocast state, so under
   bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32;
 - `ReformerKoEncoder`: builds reformer-pytorch's `Reformer` from a `ReformerKoConfig` and swaps in the two above.
@@ -13,6 +14,7 @@ The parameters and their names are reformer-pytorch's own.
 """
 
 import contextlib
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -48,6 +50,15 @@ from transformers.modeling_outputs import (
 from transformers.utils import ModelOutput, logging
 
 from .configuration_reformer_ko import ReformerKoConfig
+
+try:
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+except ImportError:  # a torch without FlexAttention: the "flex_attention" backend runs the eager attention
+    BlockMask = flex_attention = None
+try:
+    from torch.nn.attention.flex_attention import AuxRequest
+except ImportError:  # older FlexAttention returns the log-sum-exp through `return_lse` instead
+    AuxRequest = None
 
 logger = logging.get_logger(__name__)
 
@@ -180,6 +191,155 @@ class PaddingSafeLSHAttention(LSHAttention):
         return bo.reshape(batch_size, -1, dim), dots_logsumexp.reshape(batch_size, -1)
 
 
+# FlexAttention's block-sparse kernels skip whole tiles of this many queries x keys; every kernel configuration
+# divides 128, whatever the bucket size (a tile may then hold parts of several chunks: `mask_mod` is exact).
+FLEX_BLOCK_SIZE = 128
+
+
+@functools.lru_cache(maxsize=64)
+def flex_block_structure(seqlen, bucket_size, device):
+    """FlexAttention's block mask layout (`kv_num_blocks`, `kv_indices`) for "each chunk and the one before it"
+    within one hash round, broadcast over batch and rounds. Cached: a copy to the GPU in every layer would stall it."""
+    n_blocks = -(-seqlen // FLEX_BLOCK_SIZE)
+    first_query = torch.arange(n_blocks) * FLEX_BLOCK_SIZE
+    last_query = (first_query + FLEX_BLOCK_SIZE).clamp(max=seqlen) - 1
+    first_key = ((first_query // bucket_size - 1) * bucket_size).clamp(min=0)
+    last_key = (last_query // bucket_size + 1) * bucket_size - 1
+    first_block, last_block = first_key // FLEX_BLOCK_SIZE, last_key // FLEX_BLOCK_SIZE
+    count = last_block - first_block + 1
+    # One row of indices per query tile, as wide as the number of key tiles (BlockMask's layout); past `count`
+    # the entries are unused.
+    indices = torch.minimum(first_block[:, None] + torch.arange(n_blocks)[None, :], last_block[:, None])
+    return count.to(device, torch.int32)[None, None], indices.to(device, torch.int32)[None, None].contiguous()
+
+
+def flex_lsh_attention(query, key, value, positions, n_real, kv_num_blocks, kv_indices, bucket_size, causal):
+    """`PaddingSafeLSHAttention.attend_sorted` with FlexAttention: inputs (batch, n_hashes, seqlen, dim), one hash
+    round per head, so that no chunk looks back into another round. `positions` are the tokens' original positions,
+    `n_real` the number of real tokens per row (they sort before the padding of each round). Returns the output and
+    each query's natural-log log-sum-exp; a query with nothing to attend to (padding) gets 0 and -inf."""
+    seqlen = query.shape[-2]
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        q_chunk, kv_chunk = q_idx // bucket_size, kv_idx // bucket_size
+        allowed = ((kv_chunk == q_chunk) | (kv_chunk == q_chunk - 1)) & (q_idx < n_real[b]) & (kv_idx < n_real[b])
+        if causal:
+            allowed = allowed & (positions[b, h, q_idx] >= positions[b, h, kv_idx])
+        return allowed
+
+    # Applied before the mask, so a token's own score is -5e4 only where the pair is otherwise allowed.
+    def score_mod(score, b, h, q_idx, kv_idx):
+        return torch.where(q_idx == kv_idx, TOKEN_SELF_ATTN_VALUE, score)
+
+    block_mask = BlockMask.from_kv_blocks(
+        kv_num_blocks, kv_indices, BLOCK_SIZE=FLEX_BLOCK_SIZE, mask_mod=mask_mod, seq_lengths=(seqlen, seqlen)
+    )
+    scale = query.shape[-1] ** -0.5
+    if AuxRequest is None:
+        return flex_attention(query, key, value, score_mod, block_mask, scale, return_lse=True)
+    out, aux = flex_attention(query, key, value, score_mod, block_mask, scale, return_aux=AuxRequest(lse=True))
+    return out, aux.lse
+
+
+# Why FlexAttention cannot run on a device type, the compiled kernels where it can, and which fallbacks were logged.
+_flex_unavailable = {}
+_compiled_flex_lsh_attention = {}
+_flex_backward_checked = set()
+_flex_fallbacks_logged = set()
+
+
+def log_eager_fallback(situation, reason):
+    """Say once per situation why the flex_attention backend runs the eager LSH attention."""
+    if situation not in _flex_fallbacks_logged:
+        _flex_fallbacks_logged.add(situation)
+        logger.warning(
+            f"attn_implementation='flex_attention' {situation}: {reason}. Running the eager LSH attention instead "
+            "(the same function, slower)."
+        )
+
+
+def disable_flex_attention(device_type, reason):
+    """Run the eager LSH attention on `device_type` from now on."""
+    _flex_unavailable.setdefault(device_type, reason)
+    log_eager_fallback(f"cannot run on {device_type}", reason)
+
+
+def compiled_flex_lsh_attention(device_type):
+    """The compiled `flex_lsh_attention` for `device_type`, or None where FlexAttention cannot run."""
+    if device_type not in _flex_unavailable:
+        if flex_attention is None:
+            disable_flex_attention(device_type, f"this torch ({torch.__version__}) has no FlexAttention")
+        elif device_type != "cuda":
+            reason = "compiled FlexAttention there returns no log-sum-exp and has no backward"
+            disable_flex_attention(device_type, reason)
+        elif device_type not in _compiled_flex_lsh_attention:
+            _compiled_flex_lsh_attention[device_type] = torch.compile(flex_lsh_attention, fullgraph=True)
+    if device_type in _flex_unavailable:
+        return None
+    return _compiled_flex_lsh_attention[device_type]
+
+
+class FlexLSHAttention(PaddingSafeLSHAttention):
+    """`PaddingSafeLSHAttention` with the attention over the sorted rounds computed by compiled FlexAttention
+    (`attn_implementation="flex_attention"`): the same function, hashing, sorting and round combination; only the
+    chunked softmax is fused. Each chunk's keys are read in place rather than copied with the chunk before it,
+    and the scores are never materialised.
+
+    Where FlexAttention cannot run (a torch without it, a device other than CUDA, a kernel that fails to
+    compile), and for attention dropout in training (FlexAttention has none), it runs the eager attention instead.
+    Outputs at padding positions, which no real token reads, are 0 here rather than the eager average of values.
+    """
+
+    def attend_sorted(self, bq, bv, st, input_mask):
+        if self.training and self.dropout.p > 0:
+            log_eager_fallback("with lsh_dropout > 0 in training", "FlexAttention has no attention dropout")
+            return super().attend_sorted(bq, bv, st, input_mask)
+        kernel = compiled_flex_lsh_attention(bq.device.type)
+        if kernel is None:
+            return super().attend_sorted(bq, bv, st, input_mask)
+
+        batch_size, total, dim = bq.shape
+        seqlen = total // self.n_hashes
+        # Under autocast the values come out of a linear layer in the autocast dtype; rotary positions may have
+        # promoted the queries to fp32. The eager einsums cast both to the autocast dtype; so does this.
+        query = bq.reshape(batch_size, self.n_hashes, seqlen, dim)
+        key = F.normalize(query, p=2, dim=-1).to(bv.dtype)
+        query = query.to(bv.dtype)
+        value = bv.reshape(batch_size, self.n_hashes, seqlen, dim)
+        positions = st.reshape(batch_size, self.n_hashes, seqlen)
+        if input_mask is None:
+            n_real = torch.full((batch_size,), seqlen, device=bq.device)
+        else:
+            n_real = input_mask.sum(dim=-1)
+        args = (query, key, value, positions, n_real, *flex_block_structure(seqlen, self.bucket_size, bq.device))
+        try:
+            self.check_backward(kernel, args)
+            out, lse = kernel(*args, self.bucket_size, self.causal)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # e.g. a kernel that does not compile on this GPU: the same function, eagerly
+            disable_flex_attention(bq.device.type, f"FlexAttention failed ({type(error).__name__}: {error})")
+            return super().attend_sorted(bq, bv, st, input_mask)
+        # Padding queries attend to nothing: output 0, lse -inf. Any finite lse keeps their round weights finite.
+        lse = lse.masked_fill(lse == float("-inf"), 0.0)
+        return out.reshape(batch_size, total, dim), lse.reshape(batch_size, total)
+
+    def check_backward(self, kernel, args):
+        """Before the first use that needs gradients (per device, dtype and causality), run the kernel's backward on a
+        copy of the inputs: the backward kernel compiles lazily, and a failure inside `loss.backward()` could no
+        longer fall back to the eager attention."""
+        query, key, value = args[:3]
+        check = (query.device.type, query.dtype, self.causal)
+        if check in _flex_backward_checked or not torch.is_grad_enabled():
+            return
+        if not (query.requires_grad or key.requires_grad or value.requires_grad):
+            return
+        inputs = [tensor.detach().requires_grad_() for tensor in (query, key, value)]
+        out, lse = kernel(*inputs, *args[3:], self.bucket_size, self.causal)
+        torch.autograd.grad(out.float().sum() + lse.masked_fill(lse == float("-inf"), 0.0).sum(), inputs)
+        _flex_backward_checked.add(check)
+
+
 # Reversible layers -----------------------------------------------------------------------------------------------
 
 
@@ -243,6 +403,11 @@ class ReformerKoReversibleSequence(ReversibleSequence):
         return x, tuple(layer_states)
 
 
+# The backends of `config._attn_implementation`, as transformers names them: the same function, interchangeable
+# checkpoints.
+LSH_ATTENTION_CLASSES = {"eager": PaddingSafeLSHAttention, "flex_attention": FlexLSHAttention}
+
+
 class ReformerKoEncoder(Reformer):
     """reformer-pytorch's `Reformer` built from a `ReformerKoConfig`, with padding-safe LSH attention and the
     autocast-aware reversible sequence. Parameter names are reformer-pytorch's."""
@@ -271,16 +436,26 @@ class ReformerKoEncoder(Reformer):
             reverse_thres=config.reverse_thres,
             send_signal=True,
         )
-        for module in self.modules():
-            if isinstance(module, LSHSelfAttention):
-                module.lsh_attn = PaddingSafeLSHAttention(
-                    num_buckets=config.num_buckets,
-                    hash_seed=config.hash_seed,
-                    bucket_size=config.bucket_size,
-                    n_hashes=config.num_hashes,
-                    causal=config.is_decoder,
-                    dropout=config.lsh_dropout,
-                )
+        self.lsh_attention_kwargs = dict(
+            num_buckets=config.num_buckets,
+            hash_seed=config.hash_seed,
+            bucket_size=config.bucket_size,
+            n_hashes=config.num_hashes,
+            causal=config.is_decoder,
+            dropout=config.lsh_dropout,
+        )
+        self.set_attn_implementation(config._attn_implementation)
+
+    def set_attn_implementation(self, attn_implementation):
+        """Use the LSH attention backend `attn_implementation` (None means "eager") in every layer. The attention
+        has no parameters, so a checkpoint does not depend on it."""
+        name = attn_implementation or "eager"
+        if name not in LSH_ATTENTION_CLASSES:
+            choices = sorted(LSH_ATTENTION_CLASSES)
+            raise ValueError(f"reformer-ko's LSH attention has no implementation {name!r}: use one of {choices}.")
+        for module in [module for module in self.modules() if isinstance(module, LSHSelfAttention)]:
+            training = module.lsh_attn.training
+            module.lsh_attn = LSH_ATTENTION_CLASSES[name](**self.lsh_attention_kwargs).train(training)
 
     def forward(self, x, input_mask=None, pos_emb=None, output_hidden_states=False):
         """Returns the output and, when asked, the output of every layer (both halves of the reversible stream
@@ -407,6 +582,7 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
     base_model_prefix = "reformer"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    _supports_flex_attn = True
     # forward takes no **kwargs; say so explicitly so the Trainer never scales the loss by `num_items_in_batch`.
     accepts_loss_kwargs = False
     _keys_to_ignore_on_load_unexpected = [HEAD_PREFIXES]
@@ -450,6 +626,22 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
         self._keys_to_ignore_on_save = set(aliases)
         self._keys_to_ignore_on_load_missing = [f"^{re.escape(name)}$" for name in aliases]
         super().post_init()
+
+    def _flex_attn_can_dispatch(self, is_init_check=False):
+        # Whether FlexAttention runs depends on the device the model will run on: the attention checks each time
+        # and falls back to the eager one with a log line, so "flex_attention" is always a valid choice.
+        return True
+
+    @classmethod
+    def _can_set_attn_implementation(cls):
+        return True
+
+    def set_attn_implementation(self, attn_implementation, *args, **kwargs):
+        """As in transformers (`"eager"` or `"flex_attention"`), and puts that LSH attention in every layer."""
+        super().set_attn_implementation(attn_implementation, *args, **kwargs)
+        for module in self.modules():
+            if isinstance(module, ReformerKoEncoder):
+                module.set_attn_implementation(self.config._attn_implementation)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
