@@ -858,6 +858,7 @@ __all__ = [
     "new_model_config",
     "parse_arguments",
     "parse_config_overrides",
+    "resume_checkpoint",
     "select_samples",
     "setup_logging",
     "train_and_evaluate",
