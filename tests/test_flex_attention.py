@@ -6,6 +6,9 @@ kernels and the backward are checked on a GPU by benchmarks/gpu_flex_check.py.
 """
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,6 +22,8 @@ pytestmark = [
     pytest.mark.skipif(modeling.flex_attention is None, reason="this torch has no FlexAttention"),
     pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile"),
 ]
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -328,3 +333,16 @@ def test_attention_dropout_in_training_runs_eager(uncompiled_flex_on_cpu, fallba
         flex(torch.randint(5, 120, (2, 100)))
     assert len(fallback_log) == 1 and "dropout" in fallback_log[0]
 
+
+def test_the_gpu_check_script_passes_its_cpu_dry_mode(tmp_path):
+    script = REPO / "benchmarks" / "gpu_flex_check.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--dry-run", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = (tmp_path / "gpu_flex_check.json").read_text()
+    assert '"dry_run": true' in report and '"passed": true' in report
