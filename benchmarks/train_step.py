@@ -91,7 +91,13 @@ STEP_DEFAULTS = {"cuda": (3, 8, 12), "cpu": (2, 5, 10), "dry-run": (1, 2, 2)}  #
 # reformer-ko's attention backends, each as ReformerKoConfig overrides: adding a backend is one line here.
 REFORMER_KO_BACKENDS = {
     "reformer-ko": {},
+    "reformer-ko-flex": {"attn_implementation": "flex_attention"},
 }
+# Backends that run natively only on a GPU (elsewhere they run the eager attention: the CPU plan leaves them out),
+# and those whose first step compiles kernels: they run after every other case, so that a slow compile cannot eat
+# the time budget of the rest.
+GPU_ONLY = {"reformer-ko-flex"}
+COMPILED = {"reformer-ko-flex"}
 
 
 # Models ----------------------------------------------------------------------------------------------------------
@@ -144,6 +150,18 @@ def build_reformer_ko_matched(task, seq_len):
         task, seq_len, dict(type_vocab_size=0, tie_word_embeddings=False, hidden_dropout_prob=0.0)
     )
     model.lm_head.dense = model.lm_head.activation = model.lm_head.layer_norm = nn.Identity()
+    return model, loss
+
+
+def build_reformer_ko_matched_rp_attention(task, seq_len):
+    """`reformer-ko-matched` with reformer-pytorch's own `LSHAttention` swapped back in: what is left of the
+    overhead is the wrapper (model code and reversible sequence), not the padding-safe attention."""
+    from reformer_pytorch.reformer_pytorch import LSHAttention, LSHSelfAttention
+
+    model, loss = build_reformer_ko_matched(task, seq_len)
+    for module in model.modules():
+        if isinstance(module, LSHSelfAttention):
+            module.lsh_attn = LSHAttention(bucket_size=task.bucket, n_hashes=task.hashes, causal=task.causal)
     return model, loss
 
 
@@ -287,7 +305,9 @@ def autocast_context(device, dtype):
 
 
 class Trainer:
-    """A model, its AdamW and its loss: `step()` runs one training step and returns its wall time in seconds."""
+    """A model, its AdamW and its loss: `step()` runs one training step and returns its wall time in seconds; the
+    process's CPU time for it (all threads) is left in `last_cpu_s`: on a shared CPU, other processes' load lengthens
+    the wall time far more than the CPU time."""
 
     def __init__(self, model, loss_fn, batch, device, dtype):
         self.model = model.to(device).train()
@@ -303,7 +323,7 @@ class Trainer:
 
     def step(self):
         self.synchronize()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         self.optimizer.zero_grad(set_to_none=True)
         with autocast_context(self.device, self.dtype):
             loss = self.loss_fn(self.model, *self.batch)
@@ -312,6 +332,7 @@ class Trainer:
         self.synchronize()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()}")
+        self.last_cpu_s = time.process_time() - cpu_start
         return time.perf_counter() - start
 
 
@@ -350,13 +371,17 @@ def run_case(case, device, dtype, warmup, steps):
         trainer = Trainer(model, loss_fn, batch, device, dtype)
         for _ in range(warmup):
             trainer.step()
-        times = [trainer.step() for _ in range(steps)]
+        times, cpu_times = [], []
+        for _ in range(steps):
+            times.append(trainer.step())
+            cpu_times.append(trainer.last_cpu_s)
         median = statistics.median(times)
         row.update(
             step_ms=1000 * median,
             step_ms_min=1000 * min(times),
             step_ms_max=1000 * max(times),
             step_ms_all=[round(1000 * t, 3) for t in times],
+            cpu_ms=1000 * statistics.median(cpu_times),
             tokens_per_s=row["tokens"] / median,
         )
         if device == "cuda":
@@ -474,6 +499,16 @@ def spread(values):
     return dict(median=statistics.median(ordered), q1=quartiles[0], q3=quartiles[2], min=ordered[0], max=ordered[-1])
 
 
+# The wrapper-overhead check's models: raw ReformerLM, reformer-ko with its structure (same weights), the same with
+# reformer-pytorch's attention (same weights: splits the overhead into wrapper and attention), and reformer-ko.
+OVERHEAD_MODELS = {
+    "reformer-ko-matched": build_reformer_ko_matched,
+    "reformer-pytorch": build_reformer_pytorch,
+    "reformer-ko-matched-rp-attn": build_reformer_ko_matched_rp_attention,
+    "reformer-ko": partial(build_reformer_ko, overrides={}),
+}
+
+
 def measure_overhead(task_name, seq_len, batch_size, device, dtype, warmup, rounds, profile_steps_count=0):
     """Time reformer-ko, reformer-ko-matched and raw ReformerLM one step each per round, rotating the order."""
     task = TASKS[task_name]
@@ -482,39 +517,38 @@ def measure_overhead(task_name, seq_len, batch_size, device, dtype, warmup, roun
     try:
         batch = make_batch(task, seq_len, batch_size, device)
         torch.manual_seed(0)
-        matched, matched_loss = build_reformer_ko_matched(task, seq_len)
-        raw, raw_loss = build_reformer_pytorch(task, seq_len)
+        models = {name: build(task, seq_len) for name, build in OVERHEAD_MODELS.items()}
+        matched, raw = models["reformer-ko-matched"][0], models["reformer-pytorch"][0]
         copy_into_reformer_pytorch(matched, raw)
-        default, default_loss = build_reformer_ko(task, seq_len, {})
-        trainers = {
-            "reformer-ko-matched": Trainer(matched, matched_loss, batch, device, dtype),
-            "reformer-pytorch": Trainer(raw, raw_loss, batch, device, dtype),
-            "reformer-ko": Trainer(default, default_loss, batch, device, dtype),
-        }
+        models["reformer-ko-matched-rp-attn"][0].load_state_dict(matched.state_dict())
+        trainers = {name: Trainer(model, loss, batch, device, dtype) for name, (model, loss) in models.items()}
         result["logits_difference_matched_vs_raw"] = logits_difference(matched, raw, batch)
         names = list(trainers)
         for name in names:
             for _ in range(warmup):
                 trainers[name].step()
         times = {name: [] for name in names}
+        cpu_times = {name: [] for name in names}
         for round_index in range(rounds):
             order = names[round_index % len(names) :] + names[: round_index % len(names)]
             for name in order:
                 times[name].append(trainers[name].step())
-        raw_times = times["reformer-pytorch"]
-        result["step_ms"] = {name: spread([1000 * t for t in values]) for name, values in times.items()}
-        result["ratio_to_reformer_pytorch"] = {
-            name: spread([ours / theirs for ours, theirs in zip(values, raw_times, strict=True)])
-            for name, values in times.items()
-            if name != "reformer-pytorch"
-        }
+                cpu_times[name].append(trainers[name].last_cpu_s)
+        for clock, measured in (("", times), ("cpu_", cpu_times)):
+            raw_times = measured["reformer-pytorch"]
+            result[f"{clock}step_ms"] = {name: spread([1000 * t for t in values]) for name, values in measured.items()}
+            result[f"{clock}ratio_to_reformer_pytorch"] = {
+                name: spread([ours / theirs for ours, theirs in zip(values, raw_times, strict=True)])
+                for name, values in measured.items()
+                if name != "reformer-pytorch"
+            }
         if profile_steps_count:
             profiles = {name: profile_steps(trainers[name], profile_steps_count, device) for name in names}
             result["profile_matched_vs_raw"] = profile_difference(
                 profiles["reformer-ko-matched"], profiles["reformer-pytorch"]
             )
-            result["profile_default_vs_matched"] = profile_difference(
-                profiles["reformer-ko"], profiles["reformer-ko-matched"]
+            result["profile_matched_vs_rp_attn"] = profile_difference(
+                profiles["reformer-ko-matched"], profiles["reformer-ko-matched-rp-attn"]
             )
     except Exception as error:  # noqa: BLE001
         result["status"] = "oom" if is_out_of_memory(error) else f"error: {type(error).__name__}: {error}"[:300]
@@ -663,22 +697,27 @@ def markdown_report(report):
                 lines.append("| " + " | ".join(cells + [f"{row.get('params', 0) / 1e6:.3g}M", *ratios]) + " |")
     if report["overhead"]:
         lines += ["", "### Wrapper overhead (one process, alternating steps, same weights for matched and raw)", ""]
-        header = ["task", "seq len", "batch", "rounds", "model", "step ms median (IQR)"]
-        lines.append("| " + " | ".join(header + ["ratio to reformer-pytorch: median (IQR; min–max)"]) + " |")
-        lines.append("|---|---:|---:|---:|---|---:|---:|")
+        clocks = [("", "wall")] + ([("cpu_", "CPU time")] if report["device"] == "cpu" else [])
+        header = ["task", "seq len", "batch", "rounds", "model"]
+        for _, clock in clocks:
+            header += [f"{clock} step ms median (IQR)", f"{clock} ratio to reformer-pytorch: median (IQR; min–max)"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|---|---:|---:|---:|---|" + "---:|" * (len(header) - 5))
         for check in report["overhead"]:
             where = f"| {check['task']} | {check['seq_len']:,} | {check['batch']} | {check['rounds']} |"
             if check["status"] != "ok":
-                lines.append(f"{where} – | {check['status']} | |")
+                lines.append(f"{where} – | {check['status']} |")
                 continue
-            for name, step in check["step_ms"].items():
-                r = check["ratio_to_reformer_pytorch"].get(name)
-                ratio_text = (
-                    f"{r['median']:.3f} ({r['q1']:.3f}–{r['q3']:.3f}; {r['min']:.3f}–{r['max']:.3f})" if r else ""
-                )
-                lines.append(
-                    f"{where} {name} | {step['median']:.1f} ({step['q1']:.1f}–{step['q3']:.1f}) | {ratio_text} |"
-                )
+            for name in check["step_ms"]:
+                cells = [name]
+                for prefix, _ in clocks:
+                    step = check[f"{prefix}step_ms"][name]
+                    r = check[f"{prefix}ratio_to_reformer_pytorch"].get(name)
+                    cells.append(f"{step['median']:.1f} ({step['q1']:.1f}–{step['q3']:.1f})")
+                    cells.append(
+                        f"{r['median']:.3f} ({r['q1']:.3f}–{r['q3']:.3f}; {r['min']:.3f}–{r['max']:.3f})" if r else ""
+                    )
+                lines.append(f"{where} " + " | ".join(cells) + " |")
         for check in report["overhead"]:
             if check.get("logits_difference_matched_vs_raw"):
                 diff = check["logits_difference_matched_vs_raw"]
@@ -700,7 +739,10 @@ def plot(report, path):
         print("matplotlib is not installed: skipping the plot (pip install matplotlib)")
         return None
     rows = [row for row in report["rows"] if row["status"] == "ok"]
-    tasks = list(dict.fromkeys(row["task"] for row in report["rows"]))
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    if not tasks:
+        print("no measured rows: skipping the plot")
+        return None
     figure, axes = plt.subplots(2, len(tasks), figsize=(5.5 * len(tasks), 8), squeeze=False)
     memory_label = (
         "peak GiB (max_memory_allocated)" if report["device"] == "cuda" else "peak RSS above process start, GiB"
@@ -790,6 +832,7 @@ def main(argv=None):
             optimizer="AdamW(lr=1e-4)",
             tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
             load_average_at_start=load_average(),
+            omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
         ),
         command=" ".join([Path(sys.executable).name, *sys.argv]) if argv is None else f"main({argv})",
         overhead=[],
@@ -817,35 +860,42 @@ def main(argv=None):
             )
             report["overhead"].append(check)
             if check["status"] == "ok":
-                summary = ", ".join(
-                    f"{name} {r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f})"
-                    for name, r in check["ratio_to_reformer_pytorch"].items()
-                )
-                print(
-                    f"overhead {task_name} {seq_len}x{batch}: step-time ratio to reformer-pytorch: {summary}",
-                    flush=True,
-                )
+                for prefix in ("", "cpu_") if args.device == "cpu" else ("",):
+                    summary = ", ".join(
+                        f"{name} {r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f})"
+                        for name, r in check[f"{prefix}ratio_to_reformer_pytorch"].items()
+                    )
+                    clock = "CPU-time" if prefix else "step-time"
+                    print(
+                        f"overhead {task_name} {seq_len}x{batch}: {clock} ratio to reformer-pytorch: {summary}",
+                        flush=True,
+                    )
             else:
                 print(f"overhead {task_name} {seq_len}x{batch}: {check['status']}", flush=True)
 
-    for task_name, seq_len, batch in PLANS[args.plan]:
-        if task_name not in tasks:
-            continue
-        for impl in args.impls:
-            case = dict(task=task_name, seq_len=seq_len, batch=batch, impl=impl)
-            if over_budget():
-                row = dict(case, tokens=batch * seq_len, status="skipped (time budget)")
-            elif args.device == "cpu" and not args.in_process:
-                row = run_case_in_subprocess(case, args)
-            else:
-                row = run_case(case, args.device, args.dtype, args.warmup, args.steps)
-            report["rows"].append(row)
-            speed = (
-                f"{row['tokens_per_s']:>12,.0f} tok/s  {gib(row['peak_mem_bytes'])} GiB"
-                if row["status"] == "ok"
-                else row["status"]
-            )
-            print(f"{task_name:>9} {seq_len:>6} x{batch:<3} {impl:<20} {speed}", flush=True)
+    cases = [
+        dict(task=task_name, seq_len=seq_len, batch=batch, impl=impl)
+        for task_name, seq_len, batch in PLANS[args.plan]
+        if task_name in tasks
+        for impl in args.impls
+        if not (args.plan == "cpu" and impl in GPU_ONLY)
+    ]
+    cases.sort(key=lambda case: case["impl"] in COMPILED)  # stable: the plan's order otherwise
+    for case in cases:
+        task_name, seq_len, batch, impl = case["task"], case["seq_len"], case["batch"], case["impl"]
+        if over_budget():
+            row = dict(case, tokens=batch * seq_len, status="skipped (time budget)")
+        elif args.device == "cpu" and not args.in_process:
+            row = run_case_in_subprocess(case, args)
+        else:
+            row = run_case(case, args.device, args.dtype, args.warmup, args.steps)
+        report["rows"].append(row)
+        speed = (
+            f"{row['tokens_per_s']:>12,.0f} tok/s  {gib(row['peak_mem_bytes'])} GiB"
+            if row["status"] == "ok"
+            else row["status"]
+        )
+        print(f"{task_name:>9} {seq_len:>6} x{batch:<3} {impl:<20} {speed}", flush=True)
 
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     report["settings"]["load_average_at_end"] = load_average()
