@@ -565,6 +565,7 @@ class PretrainingTrainer(Trainer):
             publish_directory(staged, final)
             with contextlib.suppress(OSError):
                 os.rmdir(staging_root)
+            logger.info(f"Checkpoint complete: {final}")
             rotate_checkpoints(
                 output_dir=run_dir,
                 save_total_limit=self.args.save_total_limit,
