@@ -148,7 +148,8 @@ class PaddingSafeLSHAttention(LSHAttention):
         o = o.reshape(batch_size, n_hashes, seqlen, dim)
         logits = logits.reshape(batch_size, n_hashes, seqlen, 1)
         probs = torch.softmax(logits, dim=1)
-        out = torch.sum(o * probs, dim=1)
+        # In the values' dtype: FlexAttention's log-sum-exp is always fp32, and a bf16 model needs bf16 outputs.
+        out = torch.sum(o * probs, dim=1).to(o.dtype)
         return out, torch.empty(0, device=device), buckets
 
     def attend_sorted(self, bq, bv, st, input_mask):

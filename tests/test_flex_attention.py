@@ -227,6 +227,17 @@ def test_a_checkpoint_gives_the_same_logits_with_either_backend(flex_on_cpu, tmp
     torch.testing.assert_close(logits[real], expected[real], atol=1e-5, rtol=0)
 
 
+def test_a_bfloat16_model_gets_bfloat16_outputs_close_to_float32(flex_on_cpu):
+    # FlexAttention's log-sum-exp is fp32 whatever the inputs: the attention output must still be bf16.
+    eager, flex = eager_and_flex_models()
+    tokens = torch.randint(5, 120, (2, 100))
+    with torch.no_grad():
+        reference = eager(tokens).logits
+        logits = flex.to(torch.bfloat16)(tokens).logits
+    assert logits.dtype == torch.bfloat16
+    assert (logits.float() - reference).norm() / reference.norm() < 1e-2
+
+
 def test_checkpoints_are_interchangeable(tmp_path):
     config = tiny_config(attn_implementation="flex_attention")
     torch.manual_seed(0)
