@@ -41,6 +41,8 @@ logger = logging.getLogger(__name__)
 # upload to the Hub skips names starting with "_".
 INCOMPLETE_DIR = "_incomplete"
 TRAINER_STATE_NAME = "trainer_state.json"
+# Parts of a model's loss that the Trainer logs beside the total, when the model's output has them.
+LOSS_PARTS = ("generator_loss", "discriminator_loss")
 
 
 # Arguments -------------------------------------------------------------------------------------------------------
@@ -510,10 +512,30 @@ class PretrainingTrainer(Trainer):
         self.task = task
         self.training_data = training_data
         self.final_metrics = {}
+        self._loss_part_sums, self._loss_part_count = {}, 0
         self._checkpoint_staging_root = None
         self._push_after_publish = False
         if isinstance(self.model, ElectraPretrainingModel) and self.args.load_best_model_at_end:
             raise ValueError("--load_best_model_at_end is not supported for ELECTRA; pick a checkpoint by its metrics instead.")
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        # ELECTRA's loss has two parts worth watching apart: log each one's mean beside the total.
+        parts = {name: outputs.get(name) for name in LOSS_PARTS} if isinstance(outputs, dict) else {}
+        parts = {name: part for name, part in parts.items() if part is not None}
+        if model.training and parts:
+            for name, part in parts.items():
+                self._loss_part_sums[name] = self._loss_part_sums.get(name, 0) + part.detach().float()
+            self._loss_part_count += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, start_time=None):
+        if "loss" in logs and self._loss_part_sums:
+            for name, total in self._loss_part_sums.items():
+                mean = self.accelerator.gather(total.reshape(1)).mean() / self._loss_part_count
+                logs[name] = round(float(mean), 4)
+            self._loss_part_sums, self._loss_part_count = {}, 0
+        super().log(logs, start_time)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -608,6 +630,7 @@ class PretrainingTrainer(Trainer):
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         target = self.accelerator.unwrap_model(model if model is not None else self.model)
         if isinstance(target, ElectraPretrainingModel) and not self.is_fsdp_enabled:
+            logger.info(f"Loading the discriminator and the generator from {resume_from_checkpoint}.")
             target.load_saved_weights(resume_from_checkpoint)
             return
         super()._load_from_checkpoint(resume_from_checkpoint, model)

@@ -70,10 +70,10 @@ def run_python(arguments, tmp_path, *, launcher=(), check=True, **options):
     return result
 
 
-def logged_losses(output_dir):
-    """Training loss by step, from the trainer_state.json a run saves in its output directory."""
+def logged_losses(output_dir, name="loss"):
+    """A logged training loss by step, from the trainer_state.json a run saves in its output directory."""
     history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]
-    return {entry["step"]: entry["loss"] for entry in history if "loss" in entry}
+    return {entry["step"]: entry[name] for entry in history if name in entry}
 
 
 REMOTE_LOAD = """

@@ -22,7 +22,7 @@ SENTENCE_IDS = [[2, 100, 200, 300, 400, 3]]
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """Overfit two blocks of the demo corpus: 60 steps at a constant learning rate."""
+    """Overfit two blocks of the demo corpus: 100 steps at a constant learning rate."""
     root = tmp_path_factory.mktemp("run_electra")
     output_dir = root / "output"
     run_python(
@@ -34,13 +34,13 @@ def trained(tmp_path_factory):
             "--validation_split_percentage", "10",
             "--max_train_samples", "2",
             "--do_train", "--do_eval",
-            "--max_steps", "60",
+            "--max_steps", "100",
             "--per_device_train_batch_size", "4",
             "--learning_rate", "3e-3",
             "--lr_scheduler_type", "constant",
-            "--logging_steps", "10",
+            "--logging_steps", "20",
             "--logging_first_step",
-            "--save_steps", "60",
+            "--save_steps", "100",
         ],
         root,
     )  # fmt: skip
@@ -52,6 +52,14 @@ def test_training_loss_drops_well_below_its_start(trained):
     first, last = losses[1], losses[max(losses)]
     assert first > 30  # generator ≈ ln(800) + 50 × discriminator ≈ 50 ln 2
     assert last < 0.5 * first, losses
+
+
+def test_both_parts_of_the_loss_are_logged_and_drop(trained):
+    generator, discriminator = logged_losses(trained, "generator_loss"), logged_losses(trained, "discriminator_loss")
+    assert sorted(generator) == sorted(discriminator) == [1, 20, 40, 60, 80, 100]
+    assert generator[100] < 0.5 * generator[1], generator
+    # Knowing only that about 15% of the tokens are replaced gives H(0.15) = 0.42; the discriminator must beat it.
+    assert discriminator[1] == pytest.approx(0.69, abs=0.02) and discriminator[100] < 0.35, discriminator
 
 
 def test_eval_metrics_are_written(trained):
@@ -78,7 +86,7 @@ def test_output_directory_is_the_discriminator_with_the_generator_beside_it(trai
 
 
 def test_checkpoints_hold_both_models_too(trained):
-    checkpoint = trained / "checkpoint-60"
+    checkpoint = trained / "checkpoint-100"
     assert (checkpoint / "model.safetensors").is_file() and (checkpoint / "generator" / "model.safetensors").is_file()
 
 
