@@ -38,12 +38,16 @@ from reformer_ko.training import (
 class DataTrainingArguments(CorpusArguments):
     block_size: int | None = field(
         default=None,
-        metadata={"help": "Length of the training blocks in tokens; defaults to the model's max_position_embeddings (5,120 for clm-gpt3-small)."},
+        metadata={
+            "help": "Length of the training blocks in tokens; defaults to the model's max_position_embeddings (5,120 for clm-gpt3-small)."
+        },
     )
 
 
 def main(args=None):
-    model_args, data_args, training_args = parse_arguments((ModelArguments, DataTrainingArguments, TrainingArguments), args)
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataTrainingArguments, TrainingArguments), args
+    )
     setup_logging(training_args)
     set_seed(training_args.seed)
 
@@ -58,7 +62,11 @@ def main(args=None):
     else:
         # [SEP] ends each document in the packed stream, so it is also where generation stops.
         config = new_model_config(
-            model_args, tokenizer, is_decoder=True, eos_token_id=tokenizer.sep_token_id, pad_token_id=tokenizer.pad_token_id
+            model_args,
+            tokenizer,
+            is_decoder=True,
+            eos_token_id=tokenizer.sep_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
         model = ReformerKoForCausalLM(config)
     check_vocab_size(model.config, tokenizer)

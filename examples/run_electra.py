@@ -40,7 +40,9 @@ from reformer_ko.training import (
 class ElectraArguments:
     generator_size_ratio: float = field(
         default=DEFAULT_GENERATOR_SIZE_RATIO,
-        metadata={"help": "Width of a new generator as a fraction of the discriminator's (same depth, shared embeddings)."},
+        metadata={
+            "help": "Width of a new generator as a fraction of the discriminator's (same depth, shared embeddings)."
+        },
     )
     discriminator_loss_weight: float = field(
         default=DEFAULT_DISCRIMINATOR_LOSS_WEIGHT,
@@ -52,7 +54,9 @@ class ElectraArguments:
 class DataTrainingArguments(CorpusArguments):
     max_seq_length: int | None = field(
         default=None,
-        metadata={"help": "Longest block in tokens, [CLS] and [SEP] included; defaults to the model's max_position_embeddings."},
+        metadata={
+            "help": "Longest block in tokens, [CLS] and [SEP] included; defaults to the model's max_position_embeddings."
+        },
     )
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of the tokens the generator fills in."})
 
@@ -65,10 +69,10 @@ def main(args=None):
     set_seed(training_args.seed)
 
     tokenizer = load_pretraining_tokenizer(model_args)
-    electra_options = dict(
-        generator_size_ratio=electra_args.generator_size_ratio,
-        discriminator_loss_weight=electra_args.discriminator_loss_weight,
-    )
+    electra_options = {
+        "generator_size_ratio": electra_args.generator_size_ratio,
+        "discriminator_loss_weight": electra_args.discriminator_loss_weight,
+    }
     if model_args.model_name_or_path:
         model = ElectraPretrainingModel.from_pretrained(
             model_args.model_name_or_path,

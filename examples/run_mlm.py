@@ -38,7 +38,9 @@ from reformer_ko.training import (
 class DataTrainingArguments(CorpusArguments):
     max_seq_length: int | None = field(
         default=None,
-        metadata={"help": "Longest block in tokens, [CLS] and [SEP] included; defaults to the model's max_position_embeddings."},
+        metadata={
+            "help": "Longest block in tokens, [CLS] and [SEP] included; defaults to the model's max_position_embeddings."
+        },
     )
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of the tokens masked in each block."})
     whole_word_mask: bool = field(
@@ -47,7 +49,9 @@ class DataTrainingArguments(CorpusArguments):
 
 
 def main(args=None):
-    model_args, data_args, training_args = parse_arguments((ModelArguments, DataTrainingArguments, TrainingArguments), args)
+    model_args, data_args, training_args = parse_arguments(
+        (ModelArguments, DataTrainingArguments, TrainingArguments), args
+    )
     setup_logging(training_args)
     set_seed(training_args.seed)
 

@@ -26,7 +26,9 @@ DEFAULT_GENERATOR_SIZE_RATIO = 1 / 3
 DEFAULT_DISCRIMINATOR_LOSS_WEIGHT = 50.0
 
 
-def generator_config(discriminator_config: ReformerKoConfig, size_ratio=DEFAULT_GENERATOR_SIZE_RATIO) -> ReformerKoConfig:
+def generator_config(
+    discriminator_config: ReformerKoConfig, size_ratio=DEFAULT_GENERATOR_SIZE_RATIO
+) -> ReformerKoConfig:
     """The config of a generator `size_ratio` as wide as the discriminator: same depth, head size and embeddings."""
     if not 0 < size_ratio <= 1:
         raise ValueError(f"generator size ratio must be in (0, 1], got {size_ratio}")
@@ -103,7 +105,9 @@ class ElectraPretrainingModel(PreTrainedModel):
         super().__init__(config)
         self.discriminator = discriminator if discriminator is not None else ReformerKoForPreTraining(config)
         self.generator = (
-            generator if generator is not None else ReformerKoForMaskedLM(generator_config(config, generator_size_ratio))
+            generator
+            if generator is not None
+            else ReformerKoForMaskedLM(generator_config(config, generator_size_ratio))
         )
         share_embeddings(self.generator, self.discriminator)
         self.discriminator_loss_weight = discriminator_loss_weight
@@ -149,16 +153,27 @@ class ElectraPretrainingModel(PreTrainedModel):
             part_state_dict = None
             if state_dict is not None:
                 prefix = f"{name}."
-                part_state_dict = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+                part_state_dict = {
+                    key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)
+                }
             getattr(self, name).save_pretrained(directory, state_dict=part_state_dict, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *, generator_size_ratio=DEFAULT_GENERATOR_SIZE_RATIO, discriminator_loss_weight=DEFAULT_DISCRIMINATOR_LOSS_WEIGHT, **kwargs):
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path,
+        *,
+        generator_size_ratio=DEFAULT_GENERATOR_SIZE_RATIO,
+        discriminator_loss_weight=DEFAULT_DISCRIMINATOR_LOSS_WEIGHT,
+        **kwargs,
+    ):
         """Load a saved ELECTRA model to continue pretraining: the discriminator from the directory and the generator
         from its `generator/` folder (a new generator of `generator_size_ratio` if there is none)."""
         discriminator = ReformerKoForPreTraining.from_pretrained(pretrained_model_name_or_path, **kwargs)
         try:
-            generator = ReformerKoForMaskedLM.from_pretrained(pretrained_model_name_or_path, subfolder=GENERATOR_DIR, **kwargs)
+            generator = ReformerKoForMaskedLM.from_pretrained(
+                pretrained_model_name_or_path, subfolder=GENERATOR_DIR, **kwargs
+            )
         except OSError:
             logger.warning(f"{pretrained_model_name_or_path} has no {GENERATOR_DIR}/ folder: starting a new generator.")
             generator = None

@@ -17,15 +17,16 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import datasets
 import numpy as np
 import torch
 import transformers
 from transformers import HfArgumentParser, Trainer
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, rotate_checkpoints
 
 import reformer_ko
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 # Checkpoints and the final model are written here first and moved into place once complete. The Trainer's
 # upload to the Hub skips names starting with "_".
 INCOMPLETE_DIR = "_incomplete"
-TRAINER_STATE_NAME = "trainer_state.json"
 # Parts of a model's loss that the Trainer logs beside the total, when the model's output has them.
 LOSS_PARTS = ("generator_loss", "discriminator_loss")
 
@@ -54,7 +54,9 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "A reformer-ko checkpoint (directory or Hub id) to continue training. Leave unset to train from scratch."},
+        metadata={
+            "help": "A reformer-ko checkpoint (directory or Hub id) to continue training. Leave unset to train from scratch."
+        },
     )
     config_preset: str | None = field(
         default=None,
@@ -72,7 +74,9 @@ class ModelArguments:
     )
     tokenizer_name: str | None = field(
         default=None,
-        metadata={"help": "Tokenizer directory (from `reformer-ko train-tokenizer`) or Hub id; defaults to model_name_or_path."},
+        metadata={
+            "help": "Tokenizer directory (from `reformer-ko train-tokenizer`) or Hub id; defaults to model_name_or_path."
+        },
     )
     cache_dir: str | None = field(
         default=None, metadata={"help": "Where to cache downloaded models and the prepared corpus."}
@@ -104,7 +108,8 @@ class CorpusArguments:
         default=None, metadata={"help": "Training corpus: one or more files, directories of *.txt, or glob patterns."}
     )
     validation_file: list[str] | None = field(
-        default=None, metadata={"help": "Validation corpus, in the same format; if unset, see validation_split_percentage."}
+        default=None,
+        metadata={"help": "Validation corpus, in the same format; if unset, see validation_split_percentage."},
     )
     validation_split_percentage: float = field(
         default=5,
@@ -121,14 +126,19 @@ class CorpusArguments:
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N validation blocks."})
     encoding_errors: str = field(
         default="strict",
-        metadata={"help": "On invalid UTF-8 in the corpus: stop (strict) or read it as U+FFFD (replace).", "choices": ["strict", "replace"]},
+        metadata={
+            "help": "On invalid UTF-8 in the corpus: stop (strict) or read it as U+FFFD (replace).",
+            "choices": ["strict", "replace"],
+        },
     )
 
     def __post_init__(self):
         if not self.train_file and not self.validation_file:
             raise ValueError("Give --train_file (and/or --validation_file).")
         if not 0 <= self.validation_split_percentage < 100:
-            raise ValueError(f"--validation_split_percentage must be in [0, 100), got {self.validation_split_percentage}.")
+            raise ValueError(
+                f"--validation_split_percentage must be in [0, 100), got {self.validation_split_percentage}."
+            )
 
 
 def parse_arguments(dataclass_types, args=None):
@@ -248,12 +258,12 @@ def load_documents(corpus_args: CorpusArguments, *, seed, cache_dir=None) -> dic
     """The `train` and `validation` documents (datasets of `{"sentences": [...]}`): the validation files, or the
     evenly spaced `validation_split_percentage` % of the training documents. Streamed training documents are
     shuffled through a buffer, reshuffled each epoch."""
-    options = dict(
-        streaming=corpus_args.streaming,
-        num_proc=corpus_args.preprocessing_num_workers,
-        cache_dir=cache_dir,
-        encoding_errors=corpus_args.encoding_errors,
-    )
+    options = {
+        "streaming": corpus_args.streaming,
+        "num_proc": corpus_args.preprocessing_num_workers,
+        "cache_dir": cache_dir,
+        "encoding_errors": corpus_args.encoding_errors,
+    }
     documents = {}
     if corpus_args.train_file:
         documents["train"] = load_corpus(corpus_args.train_file, **options)
@@ -358,7 +368,9 @@ def electra_eval_outputs(outputs, labels):
 def electra_metrics(eval_prediction):
     """Generator accuracy at masked positions; discriminator accuracy over all tokens, and its precision, recall
     and F1 at detecting replaced tokens."""
-    generator_ids, discriminator_logits, discriminator_labels, generator_loss, discriminator_loss = eval_prediction.predictions
+    generator_ids, discriminator_logits, discriminator_labels, generator_loss, discriminator_loss = (
+        eval_prediction.predictions
+    )
     mlm_labels = eval_prediction.label_ids
     masked = mlm_labels != -100
     scored = discriminator_labels != -100
@@ -516,7 +528,9 @@ class PretrainingTrainer(Trainer):
         self._checkpoint_staging_root = None
         self._push_after_publish = False
         if isinstance(self.model, ElectraPretrainingModel) and self.args.load_best_model_at_end:
-            raise ValueError("--load_best_model_at_end is not supported for ELECTRA; pick a checkpoint by its metrics instead.")
+            raise ValueError(
+                "--load_best_model_at_end is not supported for ELECTRA; pick a checkpoint by its metrics instead."
+            )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
@@ -545,7 +559,7 @@ class PretrainingTrainer(Trainer):
         if not bool(finite.min()):
             step = self.state.global_step + 1
             raise NonFiniteLossError(
-                f"The training loss is {loss.item()} at step {step} (on at least one process): training stopped "
+                f"NaN or infinite training loss at step {step} (this process: {loss.item():.4g}): training stopped "
                 f"before this step's update, so the weights are those after step {step - 1}. Lower the learning "
                 "rate or raise the warm-up (--learning_rate, --warmup_steps), keep --max_grad_norm, prefer --bf16 "
                 "to --fp16, then continue from the last checkpoint with --resume_from_checkpoint."
@@ -712,8 +726,9 @@ def model_card(trainer: PretrainingTrainer, *, model_name, language, license, ta
     """The text of the model card of a pretraining run."""
     task, args, data = trainer.task, trainer.args, trainer.training_data
     model = trainer.accelerator.unwrap_model(trainer.model)
-    config = model.config
-    head = type(model.discriminator if isinstance(model, ElectraPretrainingModel) else model).__name__
+    # For ELECTRA the checkpoint is the discriminator.
+    saved_model = model.discriminator if isinstance(model, ElectraPretrainingModel) else model
+    config, head = saved_model.config, type(saved_model).__name__
     tags = ["reformer", "reformer-ko", "korean", *(tags or [])]
     front_matter = {
         "language": language,
@@ -723,13 +738,18 @@ def model_card(trainer: PretrainingTrainer, *, model_name, language, license, ta
     }
     if task.pipeline_tag:
         front_matter["pipeline_tag"] = task.pipeline_tag
-    lines = ["---", *(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in front_matter.items()), "---", ""]
+    lines = [
+        "---",
+        *(f"{key}: {json.dumps(value, ensure_ascii=False)}" for key, value in front_matter.items()),
+        "---",
+        "",
+    ]
     lines += [
         f"# {model_name}",
         "",
-        f"A Korean Reformer language model (reformer-ko, `{head}`) pretrained by {task.name}. "
+        (f"A Korean Reformer language model (reformer-ko, `{head}`) pretrained by {task.name}. "
         "The model code is saved beside the weights: load it with `trust_remote_code=True`, or install reformer-ko "
-        "(`import reformer_ko` registers the models with the `Auto` classes).",
+        "(`import reformer_ko` registers the models with the `Auto` classes)."),
         "",
         "## Usage",
         "",
@@ -742,7 +762,7 @@ def model_card(trainer: PretrainingTrainer, *, model_name, language, license, ta
         "| | |",
         "|---|---|",
         f"| head | `{head}` (`{task.auto_class}`) |",
-        f"| parameters | {format_number(sum(p.numel() for p in (model.discriminator if isinstance(model, ElectraPretrainingModel) else model).parameters()))} |",
+        f"| parameters | {format_number(saved_model.num_parameters())} |",
         f"| hidden size / layers / heads | {config.hidden_size} / {config.num_hidden_layers} / {config.num_attention_heads} |",
         f"| embedding size | {config.embedding_size} |",
         f"| positions | {config.position_embedding_type}, up to {config.max_position_embeddings:,} tokens |",
@@ -752,8 +772,8 @@ def model_card(trainer: PretrainingTrainer, *, model_name, language, license, ta
     if isinstance(model, ElectraPretrainingModel):
         generator = model.generator.config
         lines += [
-            f"| generator (`generator/`) | hidden size {generator.hidden_size} ({generator.num_attention_heads} × "
-            f"{generator.hidden_size // generator.num_attention_heads}), embeddings shared with the discriminator |",
+            (f"| generator (`generator/`) | hidden size {generator.hidden_size} ({generator.num_attention_heads} × "
+            f"{generator.hidden_size // generator.num_attention_heads}), embeddings shared with the discriminator |"),
             f"| discriminator loss weight | {format_number(model.discriminator_loss_weight)} |",
         ]
     lines += ["", "The full configuration is in `config.json`.", ""]
@@ -780,10 +800,10 @@ def model_card(trainer: PretrainingTrainer, *, model_name, language, license, ta
         "",
         "| | |",
         "|---|---|",
-        f"| learning rate | {args.learning_rate:g} ({getattr(args.lr_scheduler_type, 'value', args.lr_scheduler_type)} "
-        f"schedule, {args.warmup_steps:g} warm-up steps) |",
-        f"| batch size | {args.per_device_train_batch_size} per device × {args.world_size} processes × "
-        f"{args.gradient_accumulation_steps} accumulation = {args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps} |",
+        (f"| learning rate | {args.learning_rate:g} ({getattr(args.lr_scheduler_type, 'value', args.lr_scheduler_type)} "
+        f"schedule, {args.warmup_steps:g} warm-up steps) |"),
+        (f"| batch size | {args.per_device_train_batch_size} per device × {args.world_size} processes × "
+        f"{args.gradient_accumulation_steps} accumulation = {args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps} |"),
         f"| steps | {trainer.state.global_step:,} ({trainer.state.epoch or 0:.2f} epochs) |",
         f"| precision | {'bf16' if args.bf16 else 'fp16' if args.fp16 else 'fp32'} |",
         f"| seed | {args.seed} |",

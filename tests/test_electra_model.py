@@ -30,7 +30,9 @@ def masked_batch(seed=0, batch=2, length=40):
 
 
 def test_generator_is_a_third_as_wide_with_the_same_depth_and_head_size():
-    discriminator = ReformerKoConfig.from_preset("mlm-small", hidden_size=768, num_attention_heads=12, num_hidden_layers=12)
+    discriminator = ReformerKoConfig.from_preset(
+        "mlm-small", hidden_size=768, num_attention_heads=12, num_hidden_layers=12
+    )
     generator = generator_config(discriminator)
     assert (generator.hidden_size, generator.num_attention_heads, generator.num_hidden_layers) == (256, 4, 12)
     assert generator.embedding_size == discriminator.embedding_size == 768

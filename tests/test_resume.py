@@ -14,7 +14,7 @@ from pretraining_fixtures import (
     ROOT,
     common_arguments,
     logged_losses,
-    one_thread,  # noqa: F401 (fixture)
+    one_cpu_thread,
     run_python,
     script_environment,
     small_tokenizer,
@@ -120,14 +120,26 @@ def test_a_kill_while_saving_leaves_no_checkpoint_that_looks_complete(tokenizer_
 
     run_python([*arguments, "--resume_from_checkpoint", "last"], tmp_path)
     assert logged_losses(output_dir) == pytest.approx(uninterrupted_losses, rel=1e-6)
-    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-20", "checkpoint-30"]
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == [
+        "checkpoint-10",
+        "checkpoint-20",
+        "checkpoint-30",
+    ]
     assert not (output_dir / "_incomplete").exists()
 
 
 def test_resume_from_last_needs_a_checkpoint(tmp_path):
-    arguments = TrainingArguments(output_dir=str(tmp_path), resume_from_checkpoint="last", use_cpu=True, report_to="none")
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path), resume_from_checkpoint="last", use_cpu=True, report_to="none"
+    )
     with pytest.raises(FileNotFoundError, match="holds no checkpoint-N directory"):
         resume_checkpoint(arguments)
+
+
+@pytest.fixture
+def one_thread():
+    with one_cpu_thread():
+        yield
 
 
 def electra_trainer(tokenizer, blocks, output_dir, **arguments):
@@ -169,4 +181,3 @@ def test_electra_resumes_its_generator_and_discriminator_exactly(tokenizer_dir, 
     final = uninterrupted.model.state_dict()
     for name, tensor in resumed.model.state_dict().items():
         torch.testing.assert_close(tensor, final[name], rtol=1e-6, atol=1e-7)
-

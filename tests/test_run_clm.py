@@ -10,7 +10,7 @@ from pretraining_fixtures import (
     TINY_CLM,
     common_arguments,
     logged_losses,
-    one_thread,  # noqa: F401 (fixture)
+    one_cpu_thread,
     remote_code_outputs,
     run_python,
     small_tokenizer,
@@ -21,6 +21,12 @@ from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM
 from reformer_ko.training import block_length
 
 PROMPT = "김치는 배추나 무 같은"
+
+
+@pytest.fixture
+def one_thread():
+    with one_cpu_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,7 @@ def test_output_directory_is_a_hub_ready_checkpoint(trained):
     assert config["is_decoder"] and config["position_embedding_type"] == "axial"
     assert "AutoModelForCausalLM" in config["auto_map"]
     card = (trained / "README.md").read_text(encoding="utf-8")
-    assert "pipeline_tag: \"text-generation\"" in card and "Blocks of at most 128 tokens" in card
+    assert 'pipeline_tag: "text-generation"' in card and "Blocks of at most 128 tokens" in card
     assert "| eval_perplexity |" in card
 
 

@@ -64,23 +64,40 @@ def test_both_parts_of_the_loss_are_logged_and_drop(trained):
 
 def test_eval_metrics_are_written(trained):
     metrics = json.loads((trained / "eval_results.json").read_text())
-    for name in ("generator_accuracy", "discriminator_accuracy", "replaced_token_f1", "replaced_token_precision", "replaced_token_recall"):
+    for name in (
+        "generator_accuracy",
+        "discriminator_accuracy",
+        "replaced_token_f1",
+        "replaced_token_precision",
+        "replaced_token_recall",
+    ):
         assert 0 <= metrics[f"eval_{name}"] <= 1, name
     # about 15% of the tokens are masked, and nearly all of them replaced by an untrained generator
     assert 0.05 < metrics["eval_replaced_token_fraction"] < 0.2
-    assert metrics["eval_loss"] == pytest.approx(metrics["eval_generator_loss"] + 50 * metrics["eval_discriminator_loss"], rel=0.05)
+    assert metrics["eval_loss"] == pytest.approx(
+        metrics["eval_generator_loss"] + 50 * metrics["eval_discriminator_loss"], rel=0.05
+    )
 
 
 def test_output_directory_is_the_discriminator_with_the_generator_beside_it(trained):
     files = {path.name for path in trained.iterdir()}
-    assert {"config.json", "model.safetensors", "modeling_reformer_ko.py", "tokenizer.json", "README.md", "generator"} <= files
+    assert {
+        "config.json",
+        "model.safetensors",
+        "modeling_reformer_ko.py",
+        "tokenizer.json",
+        "README.md",
+        "generator",
+    } <= files
     generator_files = {path.name for path in (trained / "generator").iterdir()}
     assert {"config.json", "model.safetensors", "modeling_reformer_ko.py", "tokenizer.json"} <= generator_files
     discriminator_config = json.loads((trained / "config.json").read_text())
     generator_config = json.loads((trained / "generator" / "config.json").read_text())
     assert discriminator_config["architectures"] == ["ReformerKoForPreTraining"]
     assert generator_config["architectures"] == ["ReformerKoForMaskedLM"]
-    assert generator_config["hidden_size"] == discriminator_config["hidden_size"] // 2  # a third of 2 heads, rounded to 1 head
+    assert (
+        generator_config["hidden_size"] == discriminator_config["hidden_size"] // 2
+    )  # a third of 2 heads, rounded to 1 head
     card = (trained / "README.md").read_text(encoding="utf-8")
     assert "| eval_replaced_token_f1 |" in card and "embeddings shared with the discriminator" in card
 
@@ -101,7 +118,7 @@ def test_output_directory_reloads_with_auto_classes(trained):
 
 
 def test_question_answering_fine_tuning_starts_from_the_whole_discriminator(trained):
-    qa, info = AutoModelForQuestionAnswering.from_pretrained(trained, output_loading_info=True)
+    _, info = AutoModelForQuestionAnswering.from_pretrained(trained, output_loading_info=True)
     assert set(info["missing_keys"]) == {"qa_outputs.weight", "qa_outputs.bias"}
     assert not info["unexpected_keys"]
 

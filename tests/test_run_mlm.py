@@ -12,7 +12,7 @@ from pretraining_fixtures import (
     TINY_MLM,
     common_arguments,
     logged_losses,
-    one_thread,  # noqa: F401 (fixture)
+    one_cpu_thread,
     remote_code_outputs,
     run_python,
     small_tokenizer,
@@ -95,8 +95,8 @@ def test_output_directory_is_a_hub_ready_checkpoint(trained):
 def test_model_card_gives_the_data_the_config_and_the_final_metrics(trained):
     card = (trained / "README.md").read_text(encoding="utf-8")
     metrics = json.loads((trained / "all_results.json").read_text())
-    assert card.startswith("---\nlanguage: \"ko\"")
-    assert "pipeline_tag: \"fill-mask\"" in card
+    assert card.startswith('---\nlanguage: "ko"')
+    assert 'pipeline_tag: "fill-mask"' in card
     assert CORPUS.name in card and "| train | 43 | 2 |" in card
     assert "| hidden size / layers / heads | 64 / 2 / 2 |" in card
     assert f"| eval_masked_token_accuracy | {metrics['eval_masked_token_accuracy']:.4g} |" in card
@@ -179,20 +179,26 @@ def test_a_single_json_file_of_arguments_is_accepted(tmp_path, tokenizer_dir):
 
 def test_a_preset_takes_the_tokenizers_vocabulary_size(tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model_args = ModelArguments(config_preset="mlm-small", tokenizer_name=str(tokenizer_dir), config_overrides="hidden_size=64")
+    model_args = ModelArguments(
+        config_preset="mlm-small", tokenizer_name=str(tokenizer_dir), config_overrides="hidden_size=64"
+    )
     config = new_model_config(model_args, tokenizer)
     assert config.vocab_size == len(tokenizer) and config.hidden_size == 64 and config.num_hidden_layers == 6
 
 
 def test_a_vocab_size_that_differs_from_the_tokenizer_is_an_error(tokenizer_dir):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model_args = ModelArguments(config_preset="mlm-small", tokenizer_name=str(tokenizer_dir), config_overrides="vocab_size=22000")
+    model_args = ModelArguments(
+        config_preset="mlm-small", tokenizer_name=str(tokenizer_dir), config_overrides="vocab_size=22000"
+    )
     with pytest.raises(ValueError, match=r"vocab_size \(22000\) does not match the tokenizer \(800 tokens\)"):
         new_model_config(model_args, tokenizer)
 
 
 def test_config_overrides_are_json_values_and_unknown_fields_are_refused():
-    assert parse_config_overrides("hidden_size=64,axial_position_shape=[16, 16],is_decoder=true,position_embedding_type=axial") == {
+    assert parse_config_overrides(
+        "hidden_size=64,axial_position_shape=[16, 16],is_decoder=true,position_embedding_type=axial"
+    ) == {
         "hidden_size": 64,
         "axial_position_shape": [16, 16],
         "is_decoder": True,
@@ -208,7 +214,7 @@ def test_a_new_model_needs_a_tokenizer():
 
 
 def test_streamed_and_prepared_corpora_hold_out_the_same_documents(tmp_path):
-    arguments = dict(train_file=[str(CORPUS)], validation_split_percentage=10)
+    arguments = {"train_file": [str(CORPUS)], "validation_split_percentage": 10}
     prepared = load_documents(CorpusArguments(**arguments), seed=0, cache_dir=tmp_path)
     streamed = load_documents(CorpusArguments(**arguments, streaming=True), seed=0, cache_dir=tmp_path)
     assert len(prepared["validation"]) == 4 and len(prepared["train"]) == 43
@@ -217,6 +223,12 @@ def test_streamed_and_prepared_corpora_hold_out_the_same_documents(tmp_path):
 
 
 # The Trainer, in process ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_thread():
+    with one_cpu_thread():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +297,10 @@ def test_a_nan_loss_stops_training_before_the_update_with_a_message(blocks, tmp_
 
     remember = RememberWeights()
     trainer = tiny_trainer(blocks, tmp_path, collator=collator, callbacks=[remember], max_steps=10)
-    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 4 .* weights are those after step 3"):
+    with pytest.raises(
+        NonFiniteLossError,
+        match=r"NaN or infinite training loss at step 4 \(this process: nan\).* weights are those after step 3",
+    ):
         trainer.train()
     assert trainer.state.global_step == 3
     for name, tensor in trainer.model.state_dict().items():
