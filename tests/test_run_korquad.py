@@ -157,6 +157,7 @@ def test_the_model_card_reports_the_scores_and_the_data(fine_tuned):
     assert f"| evaluation | `korquad_eval.json` | 30 | {results['eval_exact_match']:.2f} | {results['eval_f1']:.2f} |" in card
     assert "| prediction | `korquad_eval.json` | 10 |" in card
     assert "Fine-tuned on `korquad_train.json`." in card and "- max_seq_length: 96" in card
+    assert "tokenizer, max_seq_length=96, doc_stride=32, max_query_length=24, padding=True)" in card
     assert "OptimizerNames" not in card
 
 

@@ -212,6 +212,11 @@ def korquad_model_card(
         tags=list(dict.fromkeys(["reformer-ko", "korquad", "question-answering", *(tags or [])])),
         base_model=base_model if _is_hub_model_id(base_model) else None,
     )
+    # The windows of the fine-tuning run: prepare_eval_features' defaults do not fit every model.
+    window_settings = ", ".join(
+        f"{name}={hyperparameters.get(name, default)}"
+        for name, default in (("max_seq_length", 512), ("doc_stride", 128), ("max_query_length", 64))
+    )
     lines = [f"# {model_name}", ""]
     origin = f" from `{base_model}`" if base_model else ""
     lines += [
@@ -252,7 +257,7 @@ def korquad_model_card(
         f'model = AutoModelForQuestionAnswering.from_pretrained("{location}").eval()',
         f'tokenizer = AutoTokenizer.from_pretrained("{location}")',
         'questions = Dataset.from_dict({"id": ["q1"], "question": ["..."], "context": ["..."]})',
-        "features = prepare_eval_features(questions[:], tokenizer, max_seq_length=tokenizer.model_max_length, padding=True)",
+        f"features = prepare_eval_features(questions[:], tokenizer, {window_settings}, padding=True)",
         "with torch.no_grad():",
         "    outputs = model(**{name: torch.tensor(features[name]) for name in tokenizer.model_input_names})",
         "answers = postprocess_qa_predictions(questions, features, (outputs.start_logits.numpy(), outputs.end_logits.numpy()))",
