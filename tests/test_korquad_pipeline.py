@@ -1,0 +1,118 @@
+"""Answering questions with a fine-tuned checkpoint outside the script, and the whole KorQuAD dev set end to end."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from korquad_fixtures import DEV_FILE, fixture_texts, korquad_fixture, require_dev_data, tiny_tokenizer, write_json
+from tiny_models import tiny_config
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, pipeline
+from transformers.pipelines import SUPPORTED_TASKS
+
+from reformer_ko import ReformerKoForMaskedLM, ReformerKoForQuestionAnswering
+from reformer_ko.cli import main as cli
+from reformer_ko.korquad import load_korquad, postprocess_qa_predictions, prepare_eval_features, read_json_file
+
+SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "run_korquad.py"
+QUIET = ["--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--save_strategy", "no", "--seed", "0"]
+LENGTHS = {"max_seq_length": 128, "doc_stride": 32, "max_query_length": 32}
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("run_korquad", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+run_korquad = load_script()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy machine they lose a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def length_arguments(**lengths) -> list[str]:
+    return [argument for name, value in {**LENGTHS, **lengths}.items() for argument in (f"--{name}", str(value))]
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(tmp_path_factory):
+    """A tiny model fine-tuned by the script for 30 steps on the 13 fixture questions, and evaluated on them."""
+    directory = tmp_path_factory.mktemp("korquad")
+    data_file = write_json(directory / "fixture.json", korquad_fixture())
+    tokenizer = tiny_tokenizer(fixture_texts(), vocab_size=300)
+    torch.manual_seed(0)
+    ReformerKoForMaskedLM(tiny_config(vocab_size=len(tokenizer))).save_pretrained(directory / "mlm")
+    tokenizer.save_pretrained(directory / "mlm")
+    output_dir = directory / "qa"
+    run_korquad.main(
+        [
+            "--model_name_or_path", str(directory / "mlm"), "--output_dir", str(output_dir),
+            "--train_file", str(data_file), "--validation_file", str(data_file), "--do_train", "--do_eval",
+            "--max_steps", "30", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3",
+            *length_arguments(), *QUIET,
+        ]
+    )
+    return output_dir, load_korquad(data_file)
+
+
+def test_a_fine_tuned_checkpoint_answers_as_the_script_did(fine_tuned):
+    output_dir, examples = fine_tuned
+    model = AutoModelForQuestionAnswering.from_pretrained(output_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    features = prepare_eval_features(examples[:], tokenizer, padding=True, **LENGTHS)
+    with torch.no_grad():
+        outputs = model(**{name: torch.tensor(features[name]) for name in tokenizer.model_input_names})
+    answers = postprocess_qa_predictions(examples, features, (outputs.start_logits.numpy(), outputs.end_logits.numpy()))
+    assert answers == read_json_file(output_dir / "eval_predictions.json")
+    assert all(answer and answer in context for answer, context in zip(answers.values(), examples["context"]))
+
+
+@pytest.mark.skipif(
+    "question-answering" not in SUPPORTED_TASKS,
+    reason="this transformers has no question-answering pipeline (removed in 5.3)",
+)
+def test_the_question_answering_pipeline_answers_from_the_context(fine_tuned):
+    output_dir, examples = fine_tuned
+    question_answerer = pipeline("question-answering", model=str(output_dir), tokenizer=str(output_dir))
+    context = examples["context"][0]
+    answer = question_answerer(question=examples["question"][0], context=context)
+    assert answer["answer"] and context[answer["start"] : answer["end"]] == answer["answer"]
+
+
+@pytest.mark.slow
+def test_every_dev_question_gets_a_prediction_scored_by_the_official_metric(tmp_path, capsys):
+    """5,774 questions through features, a model, post-processing and the metric.
+
+    Sized for about half a minute on two cores: 256-token windows overlapping by 64, one layer, one hash round.
+    """
+    require_dev_data()
+    dev = load_korquad(DEV_FILE)
+    tokenizer = tiny_tokenizer(list(dict.fromkeys(dev["context"])) + list(dev["question"]), vocab_size=4000)
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer), num_hidden_layers=1, num_hashes=1)
+    ReformerKoForQuestionAnswering(config).save_pretrained(tmp_path / "qa")
+    tokenizer.save_pretrained(tmp_path / "qa")
+    metrics = run_korquad.main(
+        [
+            "--model_name_or_path", str(tmp_path / "qa"), "--output_dir", str(tmp_path / "out"),
+            "--validation_file", str(DEV_FILE), "--do_eval", "--per_device_eval_batch_size", "64",
+            *length_arguments(max_seq_length=256, doc_stride=64, max_query_length=64), *QUIET,
+        ]
+    )
+    predictions = read_json_file(tmp_path / "out" / "eval_predictions.json")
+    assert set(predictions) == set(dev["id"]) and all(predictions.values())
+    assert metrics["eval_questions"] == len(dev) == 5774
+
+    capsys.readouterr()
+    assert cli(["evaluate-korquad", str(DEV_FILE), str(tmp_path / "out" / "eval_predictions.json")]) == 0
+    official = json.loads(capsys.readouterr().out)
+    assert official == {"exact_match": metrics["eval_exact_match"], "f1": metrics["eval_f1"]}
