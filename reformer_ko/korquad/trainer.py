@@ -11,7 +11,8 @@ import time
 import huggingface_hub
 import torch
 from huggingface_hub import ModelCard, ModelCardData
-from transformers import Trainer, __version__ as transformers_version
+from transformers import Trainer
+from transformers import __version__ as transformers_version
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
@@ -220,9 +221,11 @@ def korquad_model_card(
     lines = [f"# {model_name}", ""]
     origin = f" from `{base_model}`" if base_model else ""
     lines += [
-        f"A reformer-ko model (Korean Reformer) fine-tuned for extractive question answering on KorQuAD v1.0-format "
-        f"data{origin}: `ReformerKoForQuestionAnswering`, start and end logits over `[CLS] question [SEP] context "
-        "[SEP]` windows.",
+        (
+            f"A reformer-ko model (Korean Reformer) fine-tuned for extractive question answering on KorQuAD v1.0-format "
+            f"data{origin}: `ReformerKoForQuestionAnswering`, start and end logits over `[CLS] question [SEP] context "
+            "[SEP]` windows."
+        ),
         "",
         "## Evaluation",
         "",
@@ -230,8 +233,10 @@ def korquad_model_card(
     scored = {prefix: metrics for prefix, metrics in results.items() if f"{prefix}_exact_match" in metrics}
     if scored:
         lines += [
-            "The official KorQuAD v1.0 metric (exact match, and F1 over characters after normalisation; the same "
-            "numbers as `evaluate-v1.0.py` and `reformer-ko evaluate-korquad`) on these files:",
+            (
+                "The official KorQuAD v1.0 metric (exact match, and F1 over characters after normalisation; the same "
+                "numbers as `evaluate-v1.0.py` and `reformer-ko evaluate-korquad`) on these files:"
+            ),
             "",
             "| split | file | questions | EM | F1 |",
             "|---|---|---:|---:|---:|",
@@ -263,8 +268,10 @@ def korquad_model_card(
         "answers = postprocess_qa_predictions(questions, features, (outputs.start_logits.numpy(), outputs.end_logits.numpy()))",
         "```",
         "",
-        "`import reformer_ko` (done by `reformer_ko.korquad`) registers the model with the Auto classes; the model "
-        "code is also saved beside the weights, so `trust_remote_code=True` loads the model without reformer-ko.",
+        (
+            "`import reformer_ko` (done by `reformer_ko.korquad`) registers the model with the Auto classes; the model "
+            "code is also saved beside the weights, so `trust_remote_code=True` loads the model without reformer-ko."
+        ),
         "",
         "## Training",
         "",
