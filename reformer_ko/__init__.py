@@ -2,7 +2,8 @@
 
 Importing the package registers the models with the `Auto*` classes, and marks each class for
 `register_for_auto_class`, so that `save_pretrained` writes the model code and an `auto_map` beside the weights
-(loadable with `trust_remote_code=True` where reformer-ko is not installed).
+(loadable with `trust_remote_code=True` where reformer-ko is not installed). It also makes
+`pipeline("question-answering")` available where transformers has removed that task (transformers >= 5.3).
 """
 
 from transformers import (
@@ -17,6 +18,7 @@ from transformers import (
 )
 
 from .configuration_reformer_ko import PRESETS, ReformerKoConfig
+from .korquad.pipeline import register_question_answering_pipeline
 from .modeling_reformer_ko import (
     ReformerKoForCausalLM,
     ReformerKoForMaskedLM,
@@ -45,6 +47,7 @@ ReformerKoConfig.register_for_auto_class()
 for auto_class, model_class in AUTO_CLASSES.items():
     auto_class.register(ReformerKoConfig, model_class, exist_ok=True)
     model_class.register_for_auto_class(auto_class.__name__)
+register_question_answering_pipeline()
 
 __all__ = [
     "PRESETS",

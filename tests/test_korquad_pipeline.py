@@ -9,7 +9,6 @@ import torch
 from korquad_fixtures import DEV_FILE, fixture_texts, korquad_fixture, require_dev_data, tiny_tokenizer, write_json
 from tiny_models import tiny_config
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, pipeline
-from transformers.pipelines import SUPPORTED_TASKS
 
 from reformer_ko import ReformerKoForMaskedLM, ReformerKoForQuestionAnswering
 from reformer_ko.cli import main as cli
@@ -76,16 +75,24 @@ def test_a_fine_tuned_checkpoint_answers_as_the_script_did(fine_tuned):
     assert all(answer and answer in context for answer, context in zip(answers.values(), examples["context"]))
 
 
-@pytest.mark.skipif(
-    "question-answering" not in SUPPORTED_TASKS,
-    reason="this transformers has no question-answering pipeline (removed in 5.3)",
-)
-def test_the_question_answering_pipeline_answers_from_the_context(fine_tuned):
+def test_the_question_answering_pipeline_gives_the_scripts_answers(fine_tuned):
+    # transformers >= 5.3 removed this task; importing reformer_ko provides it.
     output_dir, examples = fine_tuned
     question_answerer = pipeline("question-answering", model=str(output_dir), tokenizer=str(output_dir))
-    context = examples["context"][0]
-    answer = question_answerer(question=examples["question"][0], context=context)
-    assert answer["answer"] and context[answer["start"] : answer["end"]] == answer["answer"]
+    script_answers = read_json_file(output_dir / "eval_predictions.json")
+    for example in examples.select(range(3)):
+        answer = question_answerer(question=example["question"], context=example["context"], **LENGTHS)
+        assert answer["answer"] == script_answers[example["id"]]
+        assert example["context"][answer["start"] : answer["end"]] == answer["answer"]
+        assert 0 < answer["score"] <= 1
+
+
+def test_the_question_answering_pipeline_returns_the_top_k(fine_tuned):
+    output_dir, examples = fine_tuned
+    question_answerer = pipeline("question-answering", model=str(output_dir), tokenizer=str(output_dir))
+    answers = question_answerer(question=examples["question"][0], context=examples["context"][0], top_k=3)
+    assert len(answers) == 3
+    assert answers[0]["score"] >= answers[1]["score"] >= answers[2]["score"]
 
 
 @pytest.mark.slow

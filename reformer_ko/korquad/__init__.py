@@ -11,7 +11,7 @@ from reformer_ko.korquad.data import (
 )
 from reformer_ko.korquad.features import prepare_eval_features, prepare_train_features, truncate_questions
 from reformer_ko.korquad.metric import evaluate_korquad, exact_match_score, f1_score, normalize_answer
-from reformer_ko.korquad.postprocess import postprocess_qa_predictions, write_predictions
+from reformer_ko.korquad.postprocess import nbest_answers, postprocess_qa_predictions, write_predictions
 
 __all__ = [
     "KORQUAD_FEATURES",
@@ -21,6 +21,7 @@ __all__ = [
     "f1_score",
     "korquad_examples",
     "load_korquad",
+    "nbest_answers",
     "normalize_answer",
     "postprocess_qa_predictions",
     "prepare_eval_features",

@@ -67,6 +67,19 @@ def postprocess_qa_predictions(
     writes `predictions.json` (id -> text) and `nbest_predictions.json` (id -> the `n_best_size` best
     distinct spans with text, probability, logits and `answer_start`), prefixed with `prefix_` if given.
     """
+    all_nbest = nbest_answers(
+        examples, features, predictions, n_best_size=n_best_size, max_answer_length=max_answer_length
+    )
+    all_predictions = {example_id: nbest[0]["text"] if nbest else "" for example_id, nbest in all_nbest.items()}
+    if output_dir is not None:
+        write_predictions(all_predictions, all_nbest, output_dir, prefix=prefix)
+    return all_predictions
+
+
+def nbest_answers(examples, features, predictions, *, n_best_size: int = 20, max_answer_length: int = 30) -> dict:
+    """Example id -> its `n_best_size` best distinct spans over all its windows, best first, each
+    `{"text", "probability", "start_logit", "end_logit", "answer_start"}` (arguments as in
+    `postprocess_qa_predictions`)."""
     start_logits, end_logits = predictions[:2]
     missing_columns = {"example_id", "offset_mapping"} - set(_column_names(features))
     if missing_columns:
@@ -91,7 +104,7 @@ def postprocess_qa_predictions(
             "pass the examples the features were built from"
         )
     offset_mapping = features["offset_mapping"]
-    all_predictions, all_nbest = {}, {}
+    all_nbest = {}
     for example_id, context in zip(example_ids, examples["context"]):
         candidates = []
         for feature_index in features_by_example[example_id]:
@@ -114,10 +127,7 @@ def postprocess_qa_predictions(
             }
             for span, probability in zip(nbest, probabilities)
         ]
-        all_predictions[example_id] = all_nbest[example_id][0]["text"] if nbest else ""
-    if output_dir is not None:
-        write_predictions(all_predictions, all_nbest, output_dir, prefix=prefix)
-    return all_predictions
+    return all_nbest
 
 
 def _column_names(table) -> list[str]:
