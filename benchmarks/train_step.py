@@ -338,23 +338,37 @@ class Trainer:
         return time.perf_counter() - start
 
 
-def rss_bytes():
-    """Current resident memory of this process (Linux), or None."""
+def rss_bytes(field="VmRSS"):
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc (Linux), or None."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return None
 
 
+def peak_rss_bytes():
+    # Not getrusage's ru_maxrss: across fork + exec it keeps the parent's peak, so every case would report at
+    # least the harness's own memory. VmHWM belongs to this process's address space alone.
+    return rss_bytes("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def is_out_of_memory(error):
     return isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
+def import_libraries():
+    """Import every implementation's library up front, so that a case's memory is its model and step."""
+    import reformer_ko  # noqa: F401
+    import reformer_pytorch  # noqa: F401
+    from transformers import BertForMaskedLM, GPT2LMHeadModel, ReformerForMaskedLM, ReformerModelWithLMHead  # noqa: F401
+
+
 def run_case(case, device, dtype, warmup, steps):
     """Build, warm up and time one (task, length, batch, implementation); returns the row as a dict."""
+    import_libraries()
     task = TASKS[case["task"]]
     row = dict(case, tokens=case["batch"] * case["seq_len"], status="ok")
     trainer = None
@@ -390,7 +404,7 @@ def run_case(case, device, dtype, warmup, steps):
             row["peak_mem_bytes"] = torch.cuda.max_memory_allocated()
             row["peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
         else:
-            row["peak_mem_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            row["peak_mem_bytes"] = peak_rss_bytes()
     except Exception as error:  # noqa: BLE001 - an unattended GPU run must record a failing case and go on
         row["status"] = "oom" if is_out_of_memory(error) else f"error: {type(error).__name__}: {error}"[:300]
     finally:
