@@ -77,3 +77,17 @@ def test_a_cpu_case_runs_in_its_own_process(train_step):
 
     assert row["status"] == "ok", row
     assert row["peak_mem_bytes"] >= row["base_mem_bytes"] > 0
+
+
+def test_the_attention_overhead_script_times_both_attentions():
+    spec = importlib.util.spec_from_file_location(
+        "lsh_attention_overhead", HARNESS.parent / "lsh_attention_overhead.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    times = module.main(
+        ["--batch", "2", "--seq-len", "128", "--bucket", "16", "--dim", "16", "--rounds", "2", "--causal"]
+    )
+
+    assert set(times) == {"reformer-pytorch", "reformer-ko"} and all(len(t) == 2 for t in times.values())
