@@ -19,5 +19,8 @@ $(VENV)/.installed: setup.py setup.cfg
 test: install
 	$(PYTHON) -m pytest
 
+demo: install
+	$(VENV)/bin/reformer-ko demo $(DEMO_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

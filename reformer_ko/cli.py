@@ -6,6 +6,7 @@ import importlib
 # sub-command name -> "module:function"; the function takes the sub-parser and returns the handler
 # `handler(args) -> int` that runs the command.
 COMMANDS = {
+    "demo": "reformer_ko.demo:add_demo_arguments",
     "evaluate-korquad": "reformer_ko.korquad.metric:add_evaluate_arguments",
     "train-tokenizer": "reformer_ko.tokenization:add_train_tokenizer_arguments",
 }

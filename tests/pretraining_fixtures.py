@@ -1,13 +1,11 @@
 """Helpers for the tests of the pretraining scripts: a small tokenizer, tiny model configs, running a script."""
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import torch
 
 import reformer_ko
 from reformer_ko.tokenization import train_tokenizer
@@ -95,14 +93,3 @@ def remote_code_outputs(auto_class_name, directory, tokens, tmp_path):
     reformer_ko cannot be imported."""
     result = run_python(["-c", REMOTE_LOAD, auto_class_name, directory, json.dumps(tokens)], tmp_path)
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-@contextlib.contextmanager
-def one_cpu_thread():
-    """Run torch on one CPU thread: tiny models only lose time to thread synchronisation on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

@@ -29,15 +29,6 @@ def load_script():
 run_korquad = load_script()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def length_arguments(**lengths) -> list[str]:
     return [argument for name, value in {**LENGTHS, **lengths}.items() for argument in (f"--{name}", str(value))]
 

@@ -14,7 +14,6 @@ from pretraining_fixtures import (
     ROOT,
     common_arguments,
     logged_losses,
-    one_cpu_thread,
     run_python,
     script_environment,
     small_tokenizer,
@@ -136,12 +135,6 @@ def test_resume_from_last_needs_a_checkpoint(tmp_path):
         resume_checkpoint(arguments)
 
 
-@pytest.fixture
-def one_thread():
-    with one_cpu_thread():
-        yield
-
-
 def electra_trainer(tokenizer, blocks, output_dir, **arguments):
     torch.manual_seed(0)
     model = ElectraPretrainingModel(tiny_config(vocab_size=len(tokenizer), hidden_dropout_prob=0.1))
@@ -162,7 +155,7 @@ def electra_trainer(tokenizer, blocks, output_dir, **arguments):
     return PretrainingTrainer(model=model, args=args, train_dataset=blocks, data_collator=collator, task=ELECTRA)
 
 
-def test_electra_resumes_its_generator_and_discriminator_exactly(tokenizer_dir, tmp_path, one_thread):
+def test_electra_resumes_its_generator_and_discriminator_exactly(tokenizer_dir, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     blocks = list(pack_mlm_blocks(load_corpus(CORPUS, cache_dir=tmp_path / "cache"), tokenizer, 64))[:16]
     uninterrupted = electra_trainer(tokenizer, blocks, tmp_path / "uninterrupted")

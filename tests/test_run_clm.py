@@ -10,7 +10,6 @@ from pretraining_fixtures import (
     TINY_CLM,
     common_arguments,
     logged_losses,
-    one_cpu_thread,
     remote_code_outputs,
     run_python,
     small_tokenizer,
@@ -21,12 +20,6 @@ from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM
 from reformer_ko.training import block_length
 
 PROMPT = "김치는 배추나 무 같은"
-
-
-@pytest.fixture
-def one_thread():
-    with one_cpu_thread():
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +91,7 @@ def test_generation_ends_documents_with_sep(model_and_tokenizer):
     assert model.generation_config.pad_token_id == tokenizer.pad_token_id
 
 
-def test_greedy_generation_continues_the_prompt_deterministically(model_and_tokenizer, one_thread):
+def test_greedy_generation_continues_the_prompt_deterministically(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     prompt = tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")
     first = model.generate(**prompt, max_new_tokens=12, do_sample=False)
@@ -108,7 +101,7 @@ def test_greedy_generation_continues_the_prompt_deterministically(model_and_toke
     assert first.shape[1] > prompt.input_ids.shape[1]
 
 
-def test_sampled_generation_follows_the_seed(model_and_tokenizer, one_thread):
+def test_sampled_generation_follows_the_seed(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     prompt = tokenizer(PROMPT, add_special_tokens=False, return_tensors="pt")
     samples = []
@@ -118,7 +111,7 @@ def test_sampled_generation_follows_the_seed(model_and_tokenizer, one_thread):
     assert torch.equal(samples[0], samples[1])
 
 
-def test_text_generation_pipeline(model_and_tokenizer, one_thread):
+def test_text_generation_pipeline(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     generate = pipeline("text-generation", model=model, tokenizer=tokenizer)
     text = generate(PROMPT, max_new_tokens=10, do_sample=False)[0]["generated_text"]

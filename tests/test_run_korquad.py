@@ -36,15 +36,6 @@ def load_script():
 run_korquad = load_script()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine they lose a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def demo_texts() -> list[str]:
     texts = [line for line in (DEMO / "corpus.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
     for path in (TRAIN_FILE, EVAL_FILE):

@@ -12,7 +12,6 @@ from pretraining_fixtures import (
     TINY_MLM,
     common_arguments,
     logged_losses,
-    one_cpu_thread,
     remote_code_outputs,
     run_python,
     small_tokenizer,
@@ -225,12 +224,6 @@ def test_streamed_and_prepared_corpora_hold_out_the_same_documents(tmp_path):
 # The Trainer, in process ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def one_thread():
-    with one_cpu_thread():
-        yield
-
-
 @pytest.fixture(scope="module")
 def blocks(tokenizer_dir, tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
@@ -263,7 +256,7 @@ def tiny_trainer(blocks, output_dir, collator=None, callbacks=(), **arguments):
     )
 
 
-def test_bf16_training_runs_under_autocast_without_nan(blocks, tmp_path, one_thread):
+def test_bf16_training_runs_under_autocast_without_nan(blocks, tmp_path):
     trainer = tiny_trainer(blocks, tmp_path, max_steps=8, bf16=True)
     dtypes = []
     trainer.model.lm_head.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
@@ -287,7 +280,7 @@ class BatchWithoutMaskedTokens:
         return batch
 
 
-def test_a_nan_loss_stops_training_before_the_update_with_a_message(blocks, tmp_path, one_thread):
+def test_a_nan_loss_stops_training_before_the_update_with_a_message(blocks, tmp_path):
     tokenizer, _ = blocks
     collator = BatchWithoutMaskedTokens(mlm_collator(tokenizer, pad_to_multiple_of=32), number=4)
 
