@@ -21,13 +21,12 @@ from reformer_ko.training import (
     ModelArguments,
     PretrainingTrainer,
     block_length,
-    check_vocab_size,
     describe_data,
     distributed_defaults,
     load_documents,
     load_pretraining_tokenizer,
-    new_model_config,
     parse_arguments,
+    pretraining_model,
     select_samples,
     setup_logging,
     train_and_evaluate,
@@ -52,24 +51,9 @@ def main(args=None):
     set_seed(training_args.seed)
 
     tokenizer = load_pretraining_tokenizer(model_args)
-    if model_args.model_name_or_path:
-        model = ReformerKoForCausalLM.from_pretrained(
-            model_args.model_name_or_path,
-            cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision,
-            token=model_args.token,
-        )
-    else:
-        # [SEP] ends each document in the packed stream, so it is also where generation stops.
-        config = new_model_config(
-            model_args,
-            tokenizer,
-            is_decoder=True,
-            eos_token_id=tokenizer.sep_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        model = ReformerKoForCausalLM(config)
-    check_vocab_size(model.config, tokenizer)
+    # [SEP] ends each document in the packed stream, so it is also where generation stops.
+    new_config_fields = {"is_decoder": True, "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id}
+    model = pretraining_model(ReformerKoForCausalLM, model_args, tokenizer, new_config_fields=new_config_fields)
 
     documents = load_documents(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
     block_size = block_length(data_args.block_size, model.config, tokenizer)

@@ -23,13 +23,12 @@ from reformer_ko.training import (
     ModelArguments,
     PretrainingTrainer,
     block_length,
-    check_vocab_size,
     describe_data,
     distributed_defaults,
     load_documents,
     load_pretraining_tokenizer,
-    new_model_config,
     parse_arguments,
+    pretraining_model,
     select_samples,
     setup_logging,
     train_and_evaluate,
@@ -73,17 +72,9 @@ def main(args=None):
         "generator_size_ratio": electra_args.generator_size_ratio,
         "discriminator_loss_weight": electra_args.discriminator_loss_weight,
     }
-    if model_args.model_name_or_path:
-        model = ElectraPretrainingModel.from_pretrained(
-            model_args.model_name_or_path,
-            cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision,
-            token=model_args.token,
-            **electra_options,
-        )
-    else:
-        model = ElectraPretrainingModel(new_model_config(model_args, tokenizer, is_decoder=False), **electra_options)
-    check_vocab_size(model.config, tokenizer)
+    model = pretraining_model(
+        ElectraPretrainingModel, model_args, tokenizer, new_config_fields={"is_decoder": False}, **electra_options
+    )
 
     documents = load_documents(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
     max_seq_length = block_length(data_args.max_seq_length, model.config, tokenizer)

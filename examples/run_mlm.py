@@ -21,13 +21,12 @@ from reformer_ko.training import (
     ModelArguments,
     PretrainingTrainer,
     block_length,
-    check_vocab_size,
     describe_data,
     distributed_defaults,
     load_documents,
     load_pretraining_tokenizer,
-    new_model_config,
     parse_arguments,
+    pretraining_model,
     select_samples,
     setup_logging,
     train_and_evaluate,
@@ -56,16 +55,7 @@ def main(args=None):
     set_seed(training_args.seed)
 
     tokenizer = load_pretraining_tokenizer(model_args)
-    if model_args.model_name_or_path:
-        model = ReformerKoForMaskedLM.from_pretrained(
-            model_args.model_name_or_path,
-            cache_dir=model_args.cache_dir,
-            revision=model_args.model_revision,
-            token=model_args.token,
-        )
-    else:
-        model = ReformerKoForMaskedLM(new_model_config(model_args, tokenizer, is_decoder=False))
-    check_vocab_size(model.config, tokenizer)
+    model = pretraining_model(ReformerKoForMaskedLM, model_args, tokenizer, new_config_fields={"is_decoder": False})
 
     documents = load_documents(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
     max_seq_length = block_length(data_args.max_seq_length, model.config, tokenizer)

@@ -229,6 +229,24 @@ def new_model_config(model_args: ModelArguments, tokenizer, **fixed) -> Reformer
     return config
 
 
+def pretraining_model(model_class, model_args: ModelArguments, tokenizer, *, new_config_fields=None, **model_kwargs):
+    """The model to pretrain: `--model_name_or_path` continued, or a new `model_class` from
+    `new_model_config(model_args, tokenizer, **new_config_fields)`; `model_kwargs` go to either. Its vocabulary
+    must be the tokenizer's."""
+    if model_args.model_name_or_path:
+        model = model_class.from_pretrained(
+            model_args.model_name_or_path,
+            cache_dir=model_args.cache_dir,
+            revision=model_args.model_revision,
+            token=model_args.token,
+            **model_kwargs,
+        )
+    else:
+        model = model_class(new_model_config(model_args, tokenizer, **(new_config_fields or {})), **model_kwargs)
+    check_vocab_size(model.config, tokenizer)
+    return model
+
+
 def check_vocab_size(config, tokenizer):
     """Raise if the model's vocabulary is not the tokenizer's: ids would be out of range, or rows never trained."""
     if config.vocab_size != len(tokenizer):
@@ -902,6 +920,7 @@ __all__ = [
     "new_model_config",
     "parse_arguments",
     "parse_config_overrides",
+    "pretraining_model",
     "resume_checkpoint",
     "select_samples",
     "setup_logging",
