@@ -160,7 +160,6 @@ class PaddingSafeLSHAttention(LSHAttention):
         log-sum-exp of its scores, (batch, n_hashes * seqlen).
         """
         batch_size, total, dim = bq.shape
-        device = bq.device
         seqlen = total // self.n_hashes
         n_chunks = total // self.bucket_size
         bq_t = st.reshape(batch_size, n_chunks, -1)
@@ -171,20 +170,19 @@ class PaddingSafeLSHAttention(LSHAttention):
 
         dots = torch.einsum("bhie,bhje->bhij", bq, bk) * (dim**-0.5)
 
-        # Which (query, key) pairs may attend: never across a hash-round boundary, never to or from padding,
-        # and for a decoder never to a later position.
+        # The self-score first, so that every later fill overrides it where the pair may not attend: never across a
+        # hash-round boundary, never to or from padding, and for a decoder never to a later position. (One
+        # full-size fill fewer than masking "self and allowed": the bidirectional step costs 2% less.)
+        masked = max_neg_value(dots)
+        dots.masked_fill_(bq_t[:, :, :, None] == bkv_t[:, :, None, :], TOKEN_SELF_ATTN_VALUE)
         chunks_per_round = seqlen // self.bucket_size
-        first_chunk_of_round = torch.arange(n_chunks, device=device) % chunks_per_round == 0
-        is_look_back_key = torch.arange(2 * self.bucket_size, device=device) >= self.bucket_size
-        allowed = ~(first_chunk_of_round[:, None, None] & is_look_back_key[None, None, :])
+        by_round = dots.view(batch_size, self.n_hashes, chunks_per_round, self.bucket_size, 2 * self.bucket_size)
+        by_round[:, :, 0, :, self.bucket_size :] = masked
         if input_mask is not None:
             mq = input_mask.gather(1, st).reshape(batch_size, n_chunks, -1)
-            allowed = allowed & mq[:, :, :, None] & look_one_back(mq)[:, :, None, :]
+            dots.masked_fill_(~(mq[:, :, :, None] & look_one_back(mq)[:, :, None, :]), masked)
         if self.causal:
-            allowed = allowed & (bq_t[:, :, :, None] >= bkv_t[:, :, None, :])
-        is_self = bq_t[:, :, :, None] == bkv_t[:, :, None, :]
-        dots.masked_fill_(~allowed, max_neg_value(dots))
-        dots.masked_fill_(is_self & allowed, TOKEN_SELF_ATTN_VALUE)
+            dots.masked_fill_(bq_t[:, :, :, None] < bkv_t[:, :, None, :], masked)
 
         dots_logsumexp = torch.logsumexp(dots, dim=-1, keepdim=True)
         dots = torch.exp(dots - dots_logsumexp).type_as(dots)
