@@ -658,10 +658,10 @@ def memory_cell(row, report):
     return f"{gib(row['peak_mem_bytes'])} ({gib(step_memory(row, 'cpu'))})"
 
 
-def ratio(ours, theirs):
+def ratio(ours, theirs, key):
     if not ours or not theirs or ours.get("status") != "ok" or theirs.get("status") != "ok":
         return "–"
-    return f"{ours['step_ms'] / theirs['step_ms']:.3f}"
+    return f"{ours[key] / theirs[key]:.3f}"
 
 
 def markdown_report(report):
@@ -676,12 +676,21 @@ def markdown_report(report):
         f"## Training step, {report['device']} ({report['machine'].get('gpu') or report['machine']['processor']})",
         "",
     ]
+    # On CPU the process's CPU time per step is also given, and the ratios use it: on cores shared with other
+    # processes the wall time of a case depends on the minute it ran in, its CPU time far less.
+    on_cpu = report["device"] == "cpu"
+    clock = (
+        "CPU time per step (the work; other processes' load moves it far less than wall time)"
+        if on_cpu
+        else "step time"
+    )
     lines.append(
         f"{report['settings']['dtype']}, median of {report['settings']['steps']} steps after "
         f"{report['settings']['warmup']} warm-up steps, torch {report['machine']['torch']}, transformers "
         f"{report['machine']['transformers']}, reformer-pytorch {report['machine']['reformer_pytorch']}, "
-        f"{report['machine']['torch_threads']} threads. Ratios are step-time ratios (above 1: reformer-ko slower)."
+        f"{report['machine']['torch_threads']} threads. Ratios are ratios of {clock}; above 1: reformer-ko slower."
     )
+    ratio_key = "cpu_ms" if on_cpu else "step_ms"
     for task_name in dict.fromkeys(row["task"] for row in rows):
         task = TASKS[task_name]
         lines += [
@@ -690,9 +699,11 @@ def markdown_report(report):
             f"bucket {task.bucket}, {task.hashes} hashes",
             "",
         ]
-        header = ["seq len", "batch", "implementation", "step ms (min–max)", "tok/s", memory, "params"]
-        lines.append("| " + " | ".join(header + ["ko / rp", "ko / sdpa"]) + " |")
-        lines.append("|---:|---:|---|---:|---:|---:|---:|---:|---:|")
+        header = ["seq len", "batch", "implementation", "step ms (min–max)", "tok/s"]
+        header += ["CPU ms per step", "tok per CPU-s"] if on_cpu else []
+        header += [memory, "params", "ko / rp", "ko / sdpa"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|---:|---:|---|" + "---:|" * (len(header) - 3))
         for seq_len, batch in dict.fromkeys((row["seq_len"], row["batch"]) for row in rows if row["task"] == task_name):
             group = {
                 row["impl"]: row
@@ -700,17 +711,19 @@ def markdown_report(report):
                 if (row["task"], row["seq_len"], row["batch"]) == (task_name, seq_len, batch)
             }
             for impl, row in group.items():
+                cells = [f"{seq_len:,}", str(batch), impl]
                 if row["status"] == "ok":
-                    timing = f"{row['step_ms']:.1f} ({row['step_ms_min']:.1f}–{row['step_ms_max']:.1f})"
-                    speed = f"{row['tokens_per_s']:,.0f}"
+                    cells += [f"{row['step_ms']:.1f} ({row['step_ms_min']:.1f}–{row['step_ms_max']:.1f})"]
+                    cells += [f"{row['tokens_per_s']:,.0f}"]
+                    cells += [f"{row['cpu_ms']:.1f}", f"{1000 * row['tokens'] / row['cpu_ms']:,.0f}"] if on_cpu else []
                 else:
-                    timing, speed = row["status"], "–"
-                is_ours = impl.startswith("reformer-ko")
-                ratios = (
-                    [ratio(row, group.get("reformer-pytorch")), ratio(row, group.get("sdpa"))] if is_ours else ["", ""]
-                )
-                cells = [f"{seq_len:,}", str(batch), impl, timing, speed, memory_cell(row, report)]
-                lines.append("| " + " | ".join(cells + [f"{row.get('params', 0) / 1e6:.3g}M", *ratios]) + " |")
+                    cells += [row["status"], "–"] + (["–", "–"] if on_cpu else [])
+                cells += [memory_cell(row, report), f"{row.get('params', 0) / 1e6:.3g}M"]
+                if impl.startswith("reformer-ko"):
+                    cells += [ratio(row, group.get(other), ratio_key) for other in ("reformer-pytorch", "sdpa")]
+                else:
+                    cells += ["", ""]
+                lines.append("| " + " | ".join(cells) + " |")
     if report["overhead"]:
         lines += ["", "### Wrapper overhead (one process, alternating steps, same weights for matched and raw)", ""]
         clocks = [("", "wall")] + ([("cpu_", "CPU time")] if report["device"] == "cpu" else [])
@@ -747,6 +760,11 @@ def markdown_report(report):
     return "\n".join(lines) + "\n"
 
 
+def tokens_per_second(row, device):
+    """Tokens per second; on CPU per second of the process's CPU time (see `markdown_report`)."""
+    return row["tokens_per_s"] if device == "cuda" else 1000 * row["tokens"] / row["cpu_ms"]
+
+
 def plot(report, path):
     try:
         import matplotlib
@@ -768,7 +786,7 @@ def plot(report, path):
     for column, task_name in enumerate(tasks):
         for impl in dict.fromkeys(row["impl"] for row in rows):
             points = sorted(
-                (row["seq_len"], row["tokens_per_s"], step_memory(row, report["device"]) / 2**30)
+                (row["seq_len"], tokens_per_second(row, report["device"]), step_memory(row, report["device"]) / 2**30)
                 for row in rows
                 if row["task"] == task_name and row["impl"] == impl
             )
@@ -777,7 +795,7 @@ def plot(report, path):
                 axes[0][column].plot(x, speed, marker="o", label=impl)
                 axes[1][column].plot(x, memory, marker="o", label=impl)
         axes[0][column].set_title(f"{task_name} ({report['machine'].get('gpu') or report['device']})")
-        axes[0][column].set_ylabel("tokens / s")
+        axes[0][column].set_ylabel("tokens / s" if report["device"] == "cuda" else "tokens per CPU-second")
         axes[1][column].set_ylabel(memory_label)
         for axis in (axes[0][column], axes[1][column]):
             axis.set_xscale("log", base=2)
@@ -792,6 +810,14 @@ def plot(report, path):
 
 
 # Main ------------------------------------------------------------------------------------------------------------
+
+
+def write_reports(report, stem):
+    """The Markdown tables and the plot of a report, beside its JSON (`stem` without suffix)."""
+    markdown = markdown_report(report)
+    stem.with_suffix(".md").write_text(markdown)
+    plot(report, stem.with_suffix(".png"))
+    print("\n" + markdown)
 
 
 def parse_args(argv=None):
@@ -813,6 +839,7 @@ def parse_args(argv=None):
     )
     parser.add_argument("--time-budget", type=float, default=float("inf"), help="seconds; later cases are skipped")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--report-only", type=Path, help="rewrite the .md and .png of a saved .json, measure nothing")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     plan = "dry-run" if args.dry_run else args.device
@@ -827,6 +854,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.report_only:
+        report = json.loads(args.report_only.read_text())
+        write_reports(report, args.report_only.with_suffix(""))
+        return report
     torch.set_num_threads(args.threads)
     if args.case:
         print("ROW " + json.dumps(run_case(json.loads(args.case), args.device, args.dtype, args.warmup, args.steps)))
@@ -928,10 +959,7 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"train_step_{'dry_run' if args.dry_run else args.device}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
-    markdown = markdown_report(report)
-    stem.with_suffix(".md").write_text(markdown)
-    plot(report, stem.with_suffix(".png"))
-    print("\n" + markdown)
+    write_reports(report, stem)
     print(f"wrote {stem}.json/.md/.png in {report['elapsed_s']} s")
     return report
 
