@@ -9,12 +9,14 @@ One step = forward + loss + backward + AdamW on random token ids; each case runs
 `--steps` timed steps, and reports the median. Peak memory is `torch.cuda.max_memory_allocated` on a GPU and the
 peak RSS of a fresh subprocess per case on CPU. An out-of-memory case is a row with status "oom".
 
-Besides the table, the wrapper-overhead check builds reformer-ko, reformer-ko with reformer-pytorch's structure
-("matched", same weights) and raw `ReformerLM` in one process and times them in alternating order, round after
-round, so that a noisy machine slows all three alike; the ratio of each round is reported with its spread.
+Besides the table, the wrapper-overhead check builds raw `ReformerLM`, reformer-ko with its structure ("matched",
+same weights), the same with reformer-pytorch's attention swapped back in, and reformer-ko, in one process, and
+times them one step each per round in rotating order, so that a noisy machine slows all alike; the ratio of each
+round is reported with its spread (on CPU also in CPU time, which other processes' load hardly moves).
 
 Writes train_step_<device>.json (machine, versions, settings, every row), .md (tables with ratios) and .png (tokens/s
-and peak memory against sequence length; skipped with a message when matplotlib is missing) to `--out`.
+-- per CPU-second on CPU -- and peak memory against sequence length; skipped with a message when matplotlib is
+missing) to `--out`. `--report-only FILE.json` rewrites the .md and .png of a saved run.
 """
 
 import argparse
