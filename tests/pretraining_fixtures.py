@@ -2,10 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
-
 
 import reformer_ko
 from reformer_ko.tokenization import train_tokenizer
@@ -59,12 +59,26 @@ def common_arguments(tokenizer_dir, output_dir, cache_dir):
     ]  # fmt: skip
 
 
-def run_python(arguments, tmp_path, *, launcher=(), check=True, **options):
-    """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output."""
+def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None):
+    """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output. On `timeout` the
+    whole process group is killed (a launcher's worker processes too), so a hang fails the test instead of CI."""
     command = [sys.executable, *launcher, *map(str, arguments)]
-    result = subprocess.run(
-        command, env=script_environment(tmp_path), cwd=ROOT, capture_output=True, text=True, check=False, **options
+    process = subprocess.Popen(
+        command,
+        env=script_environment(tmp_path),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"{' '.join(command)} ran past {timeout} s:\n{stdout[-3000:]}\n{stderr[-5000:]}")
+    result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     if check:
         assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
     return result
