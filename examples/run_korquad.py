@@ -219,7 +219,7 @@ def main(argv=None) -> dict:
         elif training_args.do_train:
             trainer.create_model_card(**card)
     finally:
-        trainer.end()
+        trainer.accelerator.end_training()  # finish trackers, destroy the process group (what newer Trainer.end() does)
     return all_metrics
 
 

@@ -897,7 +897,7 @@ def train_and_evaluate(trainer: PretrainingTrainer):
         elif args.do_train:
             trainer.create_model_card()
     finally:
-        trainer.end()
+        trainer.accelerator.end_training()  # finish trackers, destroy the process group (what newer Trainer.end() does)
 
 
 __all__ = [

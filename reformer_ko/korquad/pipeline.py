@@ -90,7 +90,8 @@ def register_question_answering_pipeline():
     """Make `pipeline("question-answering")` available again where transformers has removed the task."""
     if TASK in transformers.pipelines.PIPELINE_REGISTRY.get_supported_tasks():
         return
-    transformers.pipelines.REMOVED_TASKS.pop(TASK, None)
+    # Some releases keep removed tasks in a table that makes `pipeline()` refuse them by name.
+    getattr(transformers.pipelines, "REMOVED_TASKS", {}).pop(TASK, None)
     transformers.pipelines.PIPELINE_REGISTRY.register_pipeline(
         TASK, pipeline_class=QuestionAnsweringPipeline, pt_model=AutoModelForQuestionAnswering, type="text"
     )
