@@ -78,6 +78,10 @@ class ReformerKoConfig(PreTrainedConfig):
         pad_token_id (`int`, defaults to 0): id of `[PAD]`.
         tie_word_embeddings (`bool`, defaults to `True`): tie the language-model output layer to the input embeddings.
         is_decoder (`bool`, defaults to `False`): causal (left-to-right) attention, for `ReformerKoForCausalLM`.
+        sparse_prediction (`bool`, defaults to `False`): when `ReformerKoForMaskedLM` gets `labels`, run the LM head
+            only at the labelled positions (labels != -100), as transformers' ModernBERT does: the same loss for a
+            fraction of the head's work (15% at the usual masking rate); `logits` then have shape
+            (number of labelled tokens, vocab_size), in the order of `labels[labels != -100]`.
         num_labels / problem_type / classifier_dropout: as in transformers, for the classification heads.
     """
 
@@ -115,6 +119,7 @@ class ReformerKoConfig(PreTrainedConfig):
         eos_token_id=None,
         tie_word_embeddings=True,
         is_decoder=False,
+        sparse_prediction=False,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -152,6 +157,7 @@ class ReformerKoConfig(PreTrainedConfig):
         self.eos_token_id = eos_token_id
         self.tie_word_embeddings = tie_word_embeddings
         self.is_decoder = is_decoder
+        self.sparse_prediction = sparse_prediction
         super().__init__(**kwargs)
         self._validate()
 

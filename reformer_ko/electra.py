@@ -43,6 +43,8 @@ def generator_config(
         # The embeddings are the discriminator's, so their width is too; the generator projects them to its width.
         embedding_size=discriminator_config.embedding_size,
         is_decoder=False,
+        # Only the masked positions are sampled and scored: the LM head runs there alone.
+        sparse_prediction=True,
     )
     return ReformerKoConfig(**fields)
 
@@ -68,7 +70,8 @@ def sample_tokens(logits, temperature=1.0):
 @dataclass
 class ElectraPretrainingOutput(ModelOutput):
     """Output of `ElectraPretrainingModel`: `loss` = generator loss + weight × discriminator loss; the logits of
-    both models; `discriminator_labels`, 1 where the discriminator's input differs from the original text, 0 where
+    both models (the generator's at the masked positions only, (masked tokens, vocab), when it has
+    `sparse_prediction`, as generators made here do); `discriminator_labels`, 1 where the discriminator's input differs from the original text, 0 where
     it does not, -100 on padding."""
 
     loss: torch.Tensor | None = None
@@ -125,7 +128,10 @@ class ElectraPretrainingModel(PreTrainedModel):
         generator_output = self.generator(input_ids, attention_mask, token_type_ids, labels=labels, return_dict=True)
         masked = labels != -100
         original_ids = torch.where(masked, labels, input_ids)
-        corrupted_ids = original_ids.masked_scatter(masked, sample_tokens(generator_output.logits[masked]))
+        generator_logits = generator_output.logits
+        if generator_logits.shape[:-1] == masked.shape:  # a generator without sparse_prediction
+            generator_logits = generator_logits[masked]
+        corrupted_ids = original_ids.masked_scatter(masked, sample_tokens(generator_logits))
         discriminator_labels = (corrupted_ids != original_ids).long()
         if attention_mask is not None:
             discriminator_labels = discriminator_labels.masked_fill(attention_mask == 0, -100)

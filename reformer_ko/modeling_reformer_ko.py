@@ -372,6 +372,11 @@ class _AutocastReversibleFunction(torch.autograd.Function):
             for state in ctx.autocast_states:
                 stack.enter_context(torch.autocast(**state))
             for block in ctx.blocks[::-1]:
+                # An eval-mode forward records no RNG state for the recomputation to replay (reformer-pytorch then
+                # fails on None); nothing is random in eval mode, so any state will do.
+                for function in (block.f, block.g):
+                    if function.cpu_state is None:
+                        function.record_rng(y)
                 y, dy = block.backward_pass(y, dy.to(y.dtype), **ctx.kwargs)
         return dy, None, None
 
@@ -761,7 +766,8 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
 
 
 class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
-    """BERT-style masked language model (no next-sentence prediction); labels -100 are ignored."""
+    """BERT-style masked language model (no next-sentence prediction); labels -100 are ignored. With
+    `config.sparse_prediction`, the LM head runs only at the labelled positions when labels are given."""
 
     _tied_weights_keys = {"lm_head.decoder.weight": "reformer.embeddings.word_embeddings.weight"}
 
@@ -791,7 +797,11 @@ class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
         outputs = self.reformer(
             input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        hidden_states = outputs.last_hidden_state
+        if labels is not None and self.config.sparse_prediction:
+            labelled = labels != -100
+            hidden_states, labels = hidden_states[labelled], labels[labelled]
+        logits = self.lm_head(hidden_states)
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.config.vocab_size), labels.view(-1))

@@ -350,9 +350,19 @@ class BatchSeededCollator:
 # Tasks and their metrics -----------------------------------------------------------------------------------------
 
 
+def predicted_ids(logits, labels):
+    """The argmax ids in the labels' shape. A masked LM with `sparse_prediction` returns logits only at the labelled
+    positions: their ids go back to those positions (-100 elsewhere), so that every process's predictions keep one
+    row per sequence (the Trainer drops repeated sequences of the last batch row by row)."""
+    ids = logits.argmax(dim=-1)
+    if ids.shape == labels.shape:
+        return ids
+    return torch.full_like(labels, -100).masked_scatter(labels != -100, ids)
+
+
 def argmax_logits(logits, labels):
     """Keep only the predicted ids (the Trainer would otherwise gather every logit of the eval set)."""
-    return logits[0].argmax(dim=-1) if isinstance(logits, tuple) else logits.argmax(dim=-1)
+    return predicted_ids(logits[0] if isinstance(logits, tuple) else logits, labels)
 
 
 def masked_lm_metrics(eval_prediction):
@@ -375,7 +385,7 @@ def electra_eval_outputs(outputs, labels):
     generator_loss, discriminator_loss, generator_logits, discriminator_logits, discriminator_labels = outputs
     batch_size = discriminator_logits.shape[0]
     return (
-        generator_logits.argmax(dim=-1),
+        predicted_ids(generator_logits, labels),
         discriminator_logits,
         discriminator_labels,
         generator_loss.expand(batch_size),

@@ -39,6 +39,17 @@ def test_generator_is_a_third_as_wide_with_the_same_depth_and_head_size():
     assert generator_config(discriminator, size_ratio=0.5).hidden_size == 384
 
 
+def test_the_generator_scores_and_samples_only_the_masked_positions():
+    model = electra()
+    assert model.generator.config.sparse_prediction
+    batch = masked_batch()
+    output = model(**batch)
+    assert output.generator_logits.shape == (20, 120)  # 2 sequences x 10 masked positions
+    dense_generator = ReformerKoForMaskedLM(tiny_config(hidden_size=16, num_attention_heads=1, embedding_size=48))
+    dense = ElectraPretrainingModel(model.config, discriminator=model.discriminator, generator=dense_generator)
+    assert dense(**batch).discriminator_labels.shape == batch["labels"].shape
+
+
 def test_token_position_and_segment_embeddings_are_shared():
     config = tiny_config(hidden_size=48, num_attention_heads=3, position_embedding_type="absolute")
     model = ElectraPretrainingModel(config)

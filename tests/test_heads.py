@@ -29,6 +29,26 @@ def test_masked_lm_ignores_labels_of_minus_100(config):
     torch.testing.assert_close(outputs.loss, expected)
 
 
+def test_sparse_prediction_gives_the_dense_loss_and_gradients_from_labelled_positions_only():
+    dense = ReformerKoForMaskedLM(tiny_config()).eval()
+    sparse = ReformerKoForMaskedLM(tiny_config(sparse_prediction=True)).eval()
+    sparse.load_state_dict(dense.state_dict())
+    inputs = tokens()
+    labels = torch.full_like(inputs, -100)
+    labels[0, [3, 17]] = inputs[0, [3, 17]]
+    labels[1, 30] = inputs[1, 30]
+    dense_out, sparse_out = dense(inputs, labels=labels), sparse(inputs, labels=labels)
+    assert sparse_out.logits.shape == (3, 120)
+    torch.testing.assert_close(sparse_out.logits, dense_out.logits[labels != -100])
+    torch.testing.assert_close(sparse_out.loss, dense_out.loss)
+    dense_out.loss.backward()
+    sparse_out.loss.backward()
+    for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, msg=name)
+    # Without labels (fill-mask, the pipeline) the logits cover every position.
+    assert sparse(inputs).logits.shape == (2, 40, 120)
+
+
 def test_masked_lm_output_layer_is_tied_to_the_input_embeddings(config):
     model = ReformerKoForMaskedLM(config)
     assert model.lm_head.decoder.weight is model.reformer.embeddings.word_embeddings.weight

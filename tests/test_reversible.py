@@ -40,6 +40,14 @@ def test_reversible_gradients_equal_irreversible_ones(overrides):
     assert max_difference(gradients(reversible, tokens), reference) < 1e-6
 
 
+def test_gradients_in_eval_mode_equal_irreversible_ones():
+    # reformer-pytorch's reversible backward replays an RNG state that an eval-mode forward never recorded.
+    reversible, irreversible = reversible_and_irreversible()
+    tokens = torch.randint(5, 120, (4, 128))
+    reference = gradients(irreversible.eval(), tokens)
+    assert max_difference(gradients(reversible.eval(), tokens), reference) < 1e-6
+
+
 def test_reversible_backward_recomputes_under_the_forward_autocast():
     reversible, irreversible = reversible_and_irreversible(attn_chunks=2)
     tokens = torch.randint(5, 120, (4, 128))

@@ -17,7 +17,7 @@ from pretraining_fixtures import (
     small_tokenizer,
 )
 from tiny_models import tiny_config
-from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback, TrainingArguments, pipeline
+from transformers import AutoModelForMaskedLM, AutoTokenizer, EvalPrediction, TrainerCallback, TrainingArguments, pipeline
 
 from reformer_ko import ReformerKoForMaskedLM
 from reformer_ko.data import load_corpus, mlm_collator, pack_mlm_blocks
@@ -27,7 +27,9 @@ from reformer_ko.training import (
     ModelArguments,
     NonFiniteLossError,
     PretrainingTrainer,
+    argmax_logits,
     load_documents,
+    masked_lm_metrics,
     new_model_config,
     parse_arguments,
     parse_config_overrides,
@@ -68,6 +70,18 @@ def trained(tokenizer_dir, tmp_path_factory):
         root,
     )  # fmt: skip
     return output_dir
+
+
+def test_eval_metrics_are_the_same_with_sparse_prediction():
+    labels = torch.full((2, 6), -100)
+    labels[0, 1], labels[0, 4], labels[1, 2] = 7, 8, 9
+    dense_logits = torch.randn(2, 6, 12)
+    dense_logits[0, 1, 7] = dense_logits[1, 2, 9] = 10.0  # two of the three labelled positions right
+    sparse_logits = dense_logits[labels != -100]
+    dense_ids, sparse_ids = argmax_logits(dense_logits, labels), argmax_logits(sparse_logits, labels)
+    assert sparse_ids.shape == labels.shape and torch.equal(sparse_ids[labels != -100], dense_ids[labels != -100])
+    metrics = [masked_lm_metrics(EvalPrediction(ids.numpy(), labels.numpy())) for ids in (dense_ids, sparse_ids)]
+    assert metrics[0] == metrics[1] == {"masked_token_accuracy": pytest.approx(2 / 3)}
 
 
 def test_training_loss_drops_well_below_its_start(trained):
