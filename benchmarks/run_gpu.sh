@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
-# The GPU benchmark in one call on a lent H100/H200 (about 5-7 minutes; the harness stops starting cases after
-# TIME_BUDGET seconds and records the rest as skipped, so the call ends inside 8 minutes).
+# Every GPU measurement of benchmarks/ in one call on a lent H100/H200, most telling first, about 6 minutes:
+#   1. gpu_flex_check.py: the flex_attention backend against the eager one run in float64 (forward and gradients,
+#      fp32 and bf16), then the attention alone timed beside reformer-pytorch's and SDPA (FLEX_BUDGET seconds);
+#   2. train_step.py: the training-step table (every implementation, the GPU plan's cases in order of importance)
+#      and the wrapper-overhead check (TRAIN_BUDGET seconds; later cases are recorded as skipped);
+#   3. profile_step.py: where the step's time goes, by part and by kernel, for reformer-ko's fastest variant and
+#      for raw reformer-pytorch (MLM, 4,096 tokens x 4).
+# A failing part is reported and the next one still runs; the exit status is the first failure's.
+# DRY_RUN=1 runs the same parts on the CPU at tiny sizes in seconds (tests/test_benchmarks.py does): the script's
+# plumbing, not the GPU's numbers.
 #
 # Once, on the machine you call from (the repo root), fetch reformer-pytorch and its dependencies as wheels:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl reformer-pytorch==1.4.4 local-attention==1.11.2 \
 #     hyper-connections==0.4.11 torch-einops-utils==0.2.0 axial_positional_embedding==0.3.12 \
 #     product_key_memory==0.3.0 colt5-attention==0.11.2 einops==0.8.2
-# then run this with `.whl` carried:  bash benchmarks/run_gpu.sh   (results go to $OUT, or benchmarks/results).
-# Anywhere else with a GPU and reformer-pytorch installed, the same script runs without the wheels.
-set -euo pipefail
+# then, with the device tool:  run(command="bash benchmarks/run_gpu.sh", carry=[".whl"], timeout_s=450)
+# (results go to $OUT, or benchmarks/results). Anywhere else with a GPU and reformer-pytorch installed, the same
+# script runs without the wheels.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/results}"
-TIME_BUDGET="${TIME_BUDGET:-360}"
+FLEX_BUDGET="${FLEX_BUDGET:-90}"
+TRAIN_BUDGET="${TRAIN_BUDGET:-180}"
 mkdir -p "$OUT"
 
 WHEELS="reformer_pytorch local_attention hyper_connections torch_einops_utils axial_positional_embedding product_key_memory colt5_attention einops"
@@ -22,13 +32,37 @@ if [ -d .whl ]; then
     found=$(find .whl -maxdepth 1 -iname "${name}-*.whl" | sort | tail -n 1)
     [ -n "$found" ] && files+=("$found")
   done
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "${files[@]}"
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "${files[@]}" \
+    || exit 1
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,temperature.gpu --format=csv || true
-python3 -c "import torch, transformers, reformer_pytorch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)"
+python3 -c "import torch, transformers, reformer_pytorch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)" \
+  || exit 1
 
-python3 benchmarks/train_step.py --device cuda --out "$OUT" --time-budget "$TIME_BUDGET" "$@" 2>&1 \
-  | grep -v --line-buffered '^\[transformers\]' | tee "$OUT/train_step_cuda.log"
+status=0
+part() {  # part NAME LOG COMMAND...: run one part, log it, remember the first failure
+  local name=$1 log=$2
+  shift 2
+  echo "=== $name ($(date +%T))"
+  "$@" 2>&1 | grep -v --line-buffered '^\[transformers\]' | tee "$OUT/$log"
+  local code=${PIPESTATUS[0]}
+  echo "=== $name: exit $code ($(date +%T))"
+  [ "$status" -eq 0 ] && status=$code
+}
+
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  flex=(--dry-run) train=(--dry-run --in-process) profile=(--device cpu --task tiny-mlm --seq-len 64 --batch 2 --warmup 1 --steps 1)
+else
+  flex=() train=(--device cuda) profile=(--device cuda --task mlm --seq-len 4096 --batch 4)
+fi
+part "flex_attention check" gpu_flex_check.log \
+  python3 benchmarks/gpu_flex_check.py "${flex[@]}" --out "$OUT" --time-budget "$FLEX_BUDGET"
+part "training step" train_step.log \
+  python3 benchmarks/train_step.py "${train[@]}" --out "$OUT" --time-budget "$TRAIN_BUDGET" "$@"
+for impl in reformer-ko-flex-sparse reformer-pytorch; do
+  part "profile $impl" "profile_$impl.log" python3 benchmarks/profile_step.py "${profile[@]}" --impl "$impl" --out "$OUT"
+done
+exit "$status"

@@ -31,7 +31,6 @@ from reformer_pytorch.reformer_pytorch import (
     apply_rotary_pos_emb,
     batched_index_select,
     max_neg_value,
-    sort_key_val,
 )
 from reformer_pytorch.reversible import ReversibleSequence
 from safetensors import SafetensorError
@@ -128,11 +127,12 @@ class PaddingSafeLSHAttention(LSHAttention):
             if bucket_cache is not None:
                 bucket_cache.setdefault(depth, []).append(buckets)
 
+        # reformer-pytorch's sort by (bucket, position), in fewer kernels: the keys are all distinct (bucket ids are
+        # offset per round), so argsort gives its permutation, and a scatter inverts it without a second sort.
         n_hashes = self.n_hashes
-        ticker = torch.arange(n_hashes * seqlen, device=device).unsqueeze(0).expand_as(buckets)
-        buckets_and_t = (seqlen * buckets + (ticker % seqlen)).detach()
-        _, sticker = sort_key_val(buckets_and_t, ticker, dim=-1)
-        _, undo_sort = sticker.sort(dim=-1)
+        ticker = torch.arange(n_hashes * seqlen, device=device).expand_as(buckets)
+        sticker = (seqlen * buckets + ticker % seqlen).argsort(dim=-1)
+        undo_sort = torch.empty_like(sticker).scatter_(-1, sticker, ticker)
 
         if pos_emb is not None:
             qk = apply_rotary_pos_emb(qk, pos_emb)

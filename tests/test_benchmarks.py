@@ -2,6 +2,9 @@
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from argparse import Namespace
 from pathlib import Path
 
@@ -9,6 +12,7 @@ import pytest
 import torch
 
 HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
+RUN_GPU = HARNESS.parent / "run_gpu.sh"
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def test_dry_run_times_every_implementation_and_writes_the_reports(train_step, t
         ]
     )
 
-    assert sorted(row["impl"] for row in report["rows"]) == sorted(train_step.IMPLEMENTATIONS)
+    assert sorted(row["impl"] for row in report["rows"]) == sorted(set(train_step.IMPLEMENTATIONS) - train_step.MLM_ONLY)
     assert all(row["status"] == "ok" and row["tokens_per_s"] > 0 for row in report["rows"]), report["rows"]
     (check,) = report["overhead"]
     assert check["status"] == "ok", check
@@ -91,3 +95,34 @@ def test_the_attention_overhead_script_times_both_attentions():
     )
 
     assert set(times) == {"reformer-pytorch", "reformer-ko"} and all(len(t) == 2 for t in times.values())
+
+
+def test_the_gpu_entry_point_runs_every_part_in_dry_run_mode(tmp_path):
+    # The one device call of a GPU session: a bug in the script would cost that session's GPU time.
+    env = dict(os.environ, DRY_RUN="1", OUT=str(tmp_path), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    arguments = ["--tasks", "tiny-clm", "--overhead-rounds", "0", "--threads", "1"]
+    result = subprocess.run(["bash", RUN_GPU, *arguments], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+
+    assert json.loads((tmp_path / "gpu_flex_check.json").read_text())["passed"]
+    rows = json.loads((tmp_path / "train_step_dry_run.json").read_text())["rows"]
+    assert rows and all(row["status"] == "ok" for row in rows)
+    for impl in ("reformer-ko-flex-sparse", "reformer-pytorch"):
+        profile = json.loads((tmp_path / f"profile_{impl}_tiny-mlm_64x2_cpu.json").read_text())
+        assert len(profile["parts"]) == 4 and all(ms > 0 for ms in profile["parts"].values()), profile["parts"]
+        assert profile["operators"] and (tmp_path / f"profile_{impl}.log").stat().st_size > 0
+
+
+def test_ab_step_alternates_implementations_and_gives_ratios_to_the_first(tmp_path):
+    spec = importlib.util.spec_from_file_location("ab_step", HARNESS.parent / "ab_step.py")
+    ab_step = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ab_step)
+    arguments = ["reformer-ko", "reformer-ko-sparse", "--task", "tiny-mlm", "--seq-len", "64", "--batch", "2"]
+    result = ab_step.main([*arguments, "--warmup", "1", "--rounds", "3", "--threads", "1", "--out", str(tmp_path)])
+
+    assert list(result["step_ms"]) == ["reformer-ko", "reformer-ko-sparse"]
+    assert set(result["ratio_to_first"]) == {"reformer-ko-sparse"} and result["ratio_to_first"]["reformer-ko-sparse"]["median"] > 0
+    written = json.loads((tmp_path / "ab_reformer-ko_vs_reformer-ko-sparse_tiny-mlm_64x2_cpu.json").read_text())
+    assert written["ratio_to_first"] == result["ratio_to_first"]
+    with pytest.raises(SystemExit):
+        ab_step.parse_args(["reformer-ko"])

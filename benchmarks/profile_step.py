@@ -1,0 +1,153 @@
+"""Where one training step's time goes: torch.profiler over a few steps of one train_step.py case, by part of the
+model and by operator (on a GPU: by kernel).
+
+    python benchmarks/profile_step.py --impl reformer-ko --task mlm --seq-len 2048 --batch 1
+    python benchmarks/profile_step.py --device cuda --impl reformer-ko-flex --task mlm --seq-len 4096 --batch 4
+
+The parts are profiler ranges around reformer-pytorch's modules (reformer-ko subclasses them, so the same ranges
+cover both): the LSH attention function (hash, sort, attend, unsort, combine), the rest of the attention layer
+(projections, head split/merge), the feed-forward, and each reversible block's backward (which recomputes that
+block's forward). Forward ranges also run inside that recomputation; the backward kernels of the embeddings, the
+LM head and the loss fall under "rest". Writes profile_<impl>_<task>_<seq_len>x<batch>.json and a markdown table
+next to it, in --out.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile, record_function
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_step  # noqa: E402
+
+# Profiler range name -> (module of reformer-pytorch, class, method): every instance of the class or a subclass.
+PARTS = {
+    "part: LSH attention function": ("reformer_pytorch.reformer_pytorch", "LSHAttention", "forward"),
+    "part: attention layer (incl. LSH)": ("reformer_pytorch.reformer_pytorch", "LSHSelfAttention", "forward"),
+    "part: feed-forward": ("reformer_pytorch.reformer_pytorch", "FeedForward", "forward"),
+    "part: reversible block backward": ("reformer_pytorch.reversible", "ReversibleBlock", "backward_pass"),
+}
+
+
+def in_range(label, method):
+    def wrapped(*args, **kwargs):
+        with record_function(label):
+            return method(*args, **kwargs)
+
+    return wrapped
+
+
+def add_part_ranges(model):
+    """Wrap each PARTS method of the model's modules (as instance attributes) in a profiler range."""
+    import importlib
+
+    for label, (module_name, class_name, method_name) in PARTS.items():
+        cls = getattr(importlib.import_module(module_name), class_name)
+        for module in model.modules():
+            if isinstance(module, cls):
+                setattr(module, method_name, in_range(label, getattr(module, method_name)))
+
+
+def profile_case(args):
+    task = train_step.TASKS[args.task]
+    torch.manual_seed(0)
+    model, loss_fn = train_step.IMPLEMENTATIONS[args.impl](task, args.seq_len)
+    batch = train_step.make_batch(task, args.seq_len, args.batch, args.device)
+    trainer = train_step.Trainer(model, loss_fn, batch, args.device, args.dtype)
+    add_part_ranges(model)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
+    for _ in range(args.warmup):
+        trainer.step()
+    with profile(activities=activities) as profiler:
+        step_s = [trainer.step() for _ in range(args.steps)]
+    on_device = args.device == "cuda"
+    events = profiler.key_averages()
+
+    def per_step_ms(event, total):
+        if on_device:
+            value = event.device_time_total if total else event.self_device_time_total
+        else:
+            value = event.cpu_time_total if total else event.self_cpu_time_total
+        return value / 1000 / args.steps
+
+    step_ms = 1000 * sum(step_s) / len(step_s)
+    parts = {event.key: per_step_ms(event, total=True) for event in events if event.key.startswith("part: ")}
+    operators = sorted(
+        (
+            dict(name=event.key, ms=per_step_ms(event, total=False), calls=event.count / args.steps)
+            for event in events
+            if not event.key.startswith("part: ") and per_step_ms(event, total=False) > 0
+        ),
+        key=lambda row: -row["ms"],
+    )
+    return dict(
+        case=dict(impl=args.impl, task=args.task, seq_len=args.seq_len, batch=args.batch, dtype=args.dtype),
+        device=args.device,
+        gpu=torch.cuda.get_device_name() if on_device else None,
+        torch=torch.__version__,
+        clock="device (self kernel time)" if on_device else "CPU (self time)",
+        steps=args.steps,
+        step_ms=step_ms,
+        operators_ms=sum(row["ms"] for row in operators),
+        parts=parts,
+        operators=operators[: args.top],
+    )
+
+
+def markdown(result):
+    case = result["case"]
+    lines = [
+        f"## Profile: {case['impl']}, {case['task']} {case['seq_len']:,} x {case['batch']}, {case['dtype']}, "
+        f"{result['gpu'] or result['device']}, torch {result['torch']}",
+        "",
+        f"Step {result['step_ms']:.1f} ms (mean of {result['steps']} profiled steps; the profiler adds overhead); "
+        f"operators' {result['clock']} time {result['operators_ms']:.1f} ms per step.",
+        "",
+        "| part | ms per step (incl. nested) | share of operator time |",
+        "|---|---:|---:|",
+    ]
+    for name, ms in sorted(result["parts"].items(), key=lambda item: -item[1]):
+        lines.append(f"| {name[len('part: '):]} | {ms:.2f} | {ms / result['operators_ms']:.1%} |")
+    lines += ["", "| operator | self ms per step | calls per step | share |", "|---|---:|---:|---:|"]
+    for row in result["operators"]:
+        name = row["name"] if len(row["name"]) <= 90 else row["name"][:87] + "..."
+        lines.append(f"| `{name}` | {row['ms']:.2f} | {row['calls']:g} | {row['ms'] / result['operators_ms']:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--impl", choices=list(train_step.IMPLEMENTATIONS), default="reformer-ko")
+    parser.add_argument("--task", choices=list(train_step.TASKS), default="mlm")
+    parser.add_argument("--seq-len", type=int, default=2048)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="default: bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--top", type=int, default=25, help="operators listed")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", type=Path, default=train_step.REPO / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "fp32")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    result = profile_case(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"profile_{args.impl}_{args.task}_{args.seq_len}x{args.batch}_{args.device}"
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    report = markdown(result)
+    stem.with_suffix(".md").write_text(report)
+    print(report)
+    return result
+
+
+if __name__ == "__main__":
+    main()
