@@ -24,6 +24,7 @@ from reformer_ko.korquad import load_korquad, prepare_eval_features, prepare_tra
 from reformer_ko.korquad.trainer import KorquadTrainer, check_tokenizer_fits_model
 from reformer_ko.training import (
     distributed_defaults,
+    end_training,
     load_pretraining_tokenizer,
     parse_arguments,
     resume_checkpoint,
@@ -219,7 +220,7 @@ def main(argv=None) -> dict:
         elif training_args.do_train:
             trainer.create_model_card(**card)
     finally:
-        trainer.accelerator.end_training()  # finish trackers, destroy the process group (what newer Trainer.end() does)
+        end_training(trainer)
     return all_metrics
 
 

@@ -883,6 +883,15 @@ def perplexity(loss):
     return math.exp(loss) if loss < 700 else float("inf")
 
 
+def end_training(trainer: Trainer):
+    """Finish the trackers and destroy the process group (what newer transformers' `Trainer.end()` does), after
+    releasing the DDP-wrapped model. A DDP reducer that outlives the process group destroys the group when it goes,
+    holding the GIL while gloo's worker threads may need it: 2-process CPU runs hung at exit about 1 in 10."""
+    trainer.model_wrapped = trainer.model
+    trainer.accelerator.free_memory()
+    trainer.accelerator.end_training()
+
+
 def train_and_evaluate(trainer: PretrainingTrainer):
     """Train (resuming if asked), save the model, evaluate, write the model card or push to the Hub, and release
     the processes (`Trainer.end`), even when something fails on the way."""
@@ -907,7 +916,7 @@ def train_and_evaluate(trainer: PretrainingTrainer):
         elif args.do_train:
             trainer.create_model_card()
     finally:
-        trainer.accelerator.end_training()  # finish trackers, destroy the process group (what newer Trainer.end() does)
+        end_training(trainer)
 
 
 __all__ = [
@@ -925,6 +934,7 @@ __all__ = [
     "check_vocab_size",
     "describe_data",
     "distributed_defaults",
+    "end_training",
     "load_documents",
     "load_pretraining_tokenizer",
     "new_model_config",

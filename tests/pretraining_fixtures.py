@@ -61,7 +61,8 @@ def common_arguments(tokenizer_dir, output_dir, cache_dir):
 
 def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None):
     """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output. On `timeout` the
-    whole process group is killed (a launcher's worker processes too), so a hang fails the test instead of CI."""
+    whole process group is killed, and any process whose command line names `tmp_path` (a launcher's workers), so
+    a hang fails the test instead of CI."""
     command = [sys.executable, *launcher, *map(str, arguments)]
     process = subprocess.Popen(
         command,
@@ -76,6 +77,8 @@ def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None):
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
+        # torchrun starts its workers in sessions of their own; their command lines name the test's directory.
+        subprocess.run(["pkill", "-9", "-f", str(tmp_path)], check=False)
         stdout, stderr = process.communicate()
         raise AssertionError(f"{' '.join(command)} ran past {timeout} s:\n{stdout[-3000:]}\n{stderr[-5000:]}")
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

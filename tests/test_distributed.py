@@ -26,11 +26,6 @@ def train_and_save_parameters(self, *args, **kwargs):
 PretrainingTrainer.train = train_and_save_parameters
 script, sys.argv = sys.argv[1], sys.argv[1:]
 runpy.run_path(script, run_name="__main__")
-# The work is done and the process group destroyed. Leave without the interpreter's shutdown, where PyTorch
-# deadlocks now and then in 2-process CPU runs (a rank hung at exit in about 1 of 8 runs on a busy machine).
-sys.stdout.flush()
-sys.stderr.flush()
-os._exit(0)
 """
 
 
