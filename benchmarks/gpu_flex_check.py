@@ -329,13 +329,19 @@ def main():
     print(json.dumps(report["environment"]), flush=True)
 
     def section(name, run):
-        if clock.spent():
+        if clock.spent() or report.get("interrupted"):
             report["skipped"].append(name)
-            print(f"skipped {name}: time budget spent", flush=True)
+            print(f"skipped {name}: {'interrupted' if report.get('interrupted') else 'time budget spent'}", flush=True)
             return
         began = clock.elapsed()
         print(f"{name} ...", flush=True)
-        report["sections"][name] = run()
+        try:
+            report["sections"][name] = run()
+        except KeyboardInterrupt:  # e.g. benchmarks/run_gpu.sh's time limit (SIGINT): report what was measured
+            report["interrupted"] = name
+            report["skipped"].append(name)
+            print(f"{name}: interrupted after {clock.elapsed() - began:.1f} s", flush=True)
+            return
         print(f"{name}: {clock.elapsed() - began:.1f} s", flush=True)
 
     torch.backends.cuda.matmul.allow_tf32 = False

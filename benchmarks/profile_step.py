@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,13 +74,21 @@ def profile_case(args):
             value = event.cpu_time_total if total else event.self_cpu_time_total
         return value / 1000 / args.steps
 
+    # The parts: their CPU-side ranges (on a GPU, with the time of the kernels launched inside them; the GPU-side
+    # copy of a range spans idle gaps too). The operators: on a GPU the kernels themselves (each kernel's time would
+    # otherwise count twice: in the kernel's event and in the operator that launched it), on CPU the operators.
     step_ms = 1000 * sum(step_s) / len(step_s)
-    parts = {event.key: per_step_ms(event, total=True) for event in events if event.key.startswith("part: ")}
+    parts = {
+        event.key: per_step_ms(event, total=True)
+        for event in events
+        if event.key.startswith("part: ") and event.device_type == DeviceType.CPU
+    }
+    timed_type = DeviceType.CUDA if on_device else DeviceType.CPU
     operators = sorted(
         (
             dict(name=event.key, ms=per_step_ms(event, total=False), calls=event.count / args.steps)
             for event in events
-            if not event.key.startswith("part: ") and per_step_ms(event, total=False) > 0
+            if event.device_type == timed_type and not event.is_user_annotation and per_step_ms(event, total=False) > 0
         ),
         key=lambda row: -row["ms"],
     )
@@ -88,7 +97,7 @@ def profile_case(args):
         device=args.device,
         gpu=torch.cuda.get_device_name() if on_device else None,
         torch=torch.__version__,
-        clock="device (self kernel time)" if on_device else "CPU (self time)",
+        clock="GPU kernel" if on_device else "CPU (self time)",
         steps=args.steps,
         step_ms=step_ms,
         operators_ms=sum(row["ms"] for row in operators),

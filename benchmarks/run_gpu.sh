@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Every GPU measurement of benchmarks/ in one call on a lent H100/H200, most telling first, about 6 minutes:
+# Every GPU measurement of benchmarks/ in one call on a lent H100/H200, most telling first, at most 7.5 minutes:
 #   1. gpu_flex_check.py: the flex_attention backend against the eager one run in float64 (forward and gradients,
 #      fp32 and bf16), then the attention alone timed beside reformer-pytorch's and SDPA (FLEX_BUDGET seconds);
-#   2. train_step.py: the training-step table (every implementation, the GPU plan's cases in order of importance)
-#      and the wrapper-overhead check (TRAIN_BUDGET seconds; later cases are recorded as skipped);
-#   3. profile_step.py: where the step's time goes, by part and by kernel, for reformer-ko's fastest variant and
-#      for raw reformer-pytorch (MLM, 4,096 tokens x 4).
-# A failing part is reported and the next one still runs; the exit status is the first failure's.
+#   2. train_step.py: the wrapper-overhead check and the training-step table (every implementation, the GPU plan's
+#      cases in order of importance; TRAIN_BUDGET seconds, later cases are recorded as skipped);
+#   3. profile_step.py: where the step's time goes, by part and by kernel, for reformer-ko with both speed options
+#      (flex attention, sparse prediction) and for raw reformer-pytorch (MLM, 4,096 tokens x 4).
+# The budgets only stop new sections or cases from starting; each part also has a hard limit (SIGINT, after which
+# it reports what it measured). A failing part is reported and the next one still runs; the exit status is the
+# first failure's.
 # DRY_RUN=1 runs the same parts on the CPU at tiny sizes in seconds (tests/test_benchmarks.py does): the script's
 # plumbing, not the GPU's numbers.
 #
@@ -15,14 +17,14 @@
 #     --platform manylinux2014_x86_64 -d .whl reformer-pytorch==1.4.4 local-attention==1.11.2 \
 #     hyper-connections==0.4.11 torch-einops-utils==0.2.0 axial_positional_embedding==0.3.12 \
 #     product_key_memory==0.3.0 colt5-attention==0.11.2 einops==0.8.2
-# then, with the device tool:  run(command="bash benchmarks/run_gpu.sh", carry=[".whl"], timeout_s=450)
+# then, with the device tool:  run(command="bash benchmarks/run_gpu.sh", carry=[".whl"], timeout_s=480)
 # (results go to $OUT, or benchmarks/results). Anywhere else with a GPU and reformer-pytorch installed, the same
 # script runs without the wheels.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-benchmarks/results}"
-FLEX_BUDGET="${FLEX_BUDGET:-90}"
-TRAIN_BUDGET="${TRAIN_BUDGET:-180}"
+FLEX_BUDGET="${FLEX_BUDGET:-75}"
+TRAIN_BUDGET="${TRAIN_BUDGET:-150}"
 mkdir -p "$OUT"
 
 WHEELS="reformer_pytorch local_attention hyper_connections torch_einops_utils axial_positional_embedding product_key_memory colt5_attention einops"
@@ -43,11 +45,11 @@ python3 -c "import torch, transformers, reformer_pytorch; print('torch', torch._
   || exit 1
 
 status=0
-part() {  # part NAME LOG COMMAND...: run one part, log it, remember the first failure
-  local name=$1 log=$2
-  shift 2
+part() {  # part NAME LOG LIMIT COMMAND...: run one part for at most LIMIT seconds, log it, remember the first failure
+  local name=$1 log=$2 limit=$3
+  shift 3
   echo "=== $name ($(date +%T))"
-  "$@" 2>&1 | grep -v --line-buffered '^\[transformers\]' | tee "$OUT/$log"
+  timeout --signal=INT --kill-after=20 "$limit" "$@" 2>&1 | grep -v --line-buffered '^\[transformers\]' | tee "$OUT/$log"
   local code=${PIPESTATUS[0]}
   echo "=== $name: exit $code ($(date +%T))"
   [ "$status" -eq 0 ] && status=$code
@@ -58,11 +60,11 @@ if [ "${DRY_RUN:-0}" = 1 ]; then
 else
   flex=() train=(--device cuda) profile=(--device cuda --task mlm --seq-len 4096 --batch 4)
 fi
-part "flex_attention check" gpu_flex_check.log \
+part "flex_attention check" gpu_flex_check.log $((FLEX_BUDGET + 45)) \
   python3 benchmarks/gpu_flex_check.py "${flex[@]}" --out "$OUT" --time-budget "$FLEX_BUDGET"
-part "training step" train_step.log \
+part "training step" train_step.log $((TRAIN_BUDGET + 60)) \
   python3 benchmarks/train_step.py "${train[@]}" --out "$OUT" --time-budget "$TRAIN_BUDGET" "$@"
 for impl in reformer-ko-flex-sparse reformer-pytorch; do
-  part "profile $impl" "profile_$impl.log" python3 benchmarks/profile_step.py "${profile[@]}" --impl "$impl" --out "$OUT"
+  part "profile $impl" "profile_$impl.log" 60 python3 benchmarks/profile_step.py "${profile[@]}" --impl "$impl" --out "$OUT"
 done
 exit "$status"

@@ -586,6 +586,80 @@ def measure_overhead(task_name, seq_len, batch_size, device, dtype, warmup, roun
     return result
 
 
+# The run ---------------------------------------------------------------------------------------------------------
+
+
+def run_overhead_checks(args, tasks, report, over_budget):
+    """The plan's wrapper-overhead checks, into report["overhead"]."""
+    for task_name, seq_len, batch, *dtype in OVERHEAD_PLANS[args.plan]:
+        if task_name not in tasks:
+            continue
+        dtype = dtype[0] if dtype else args.dtype
+        if over_budget():
+            report["overhead"].append(
+                dict(
+                    task=task_name,
+                    seq_len=seq_len,
+                    batch=batch,
+                    dtype=dtype,
+                    rounds=0,
+                    status="skipped (time budget)",
+                )
+            )
+            continue
+        check = measure_overhead(
+            task_name,
+            seq_len,
+            batch,
+            args.device,
+            dtype,
+            args.warmup,
+            args.overhead_rounds,
+            args.profile_steps,
+        )
+        report["overhead"].append(check)
+        if check["status"] == "ok":
+            for prefix in ("", "cpu_") if args.device == "cpu" else ("",):
+                summary = ", ".join(
+                    f"{name} {r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f})"
+                    for name, r in check[f"{prefix}ratio_to_reformer_pytorch"].items()
+                )
+                clock = "CPU-time" if prefix else "step-time"
+                print(
+                    f"overhead {task_name} {seq_len}x{batch} {dtype}: {clock} ratio to reformer-pytorch: {summary}",
+                    flush=True,
+                )
+        else:
+            print(f"overhead {task_name} {seq_len}x{batch} {dtype}: {check['status']}", flush=True)
+
+
+def run_cases(args, tasks, report, over_budget, save):
+    """The plan's cases, into report["rows"]; `save()` after each, so that a run cut short keeps its rows."""
+    cases = [
+        dict(task=task_name, seq_len=seq_len, batch=batch, impl=impl)
+        for task_name, seq_len, batch in PLANS[args.plan]
+        if task_name in tasks
+        for impl in args.impls
+        if not (args.plan == "cpu" and impl in GPU_ONLY) and not (TASKS[task_name].causal and impl in MLM_ONLY)
+    ]
+    for case in cases:
+        task_name, seq_len, batch, impl = case["task"], case["seq_len"], case["batch"], case["impl"]
+        if over_budget():
+            row = dict(case, tokens=batch * seq_len, status="skipped (time budget)")
+        elif args.device == "cpu" and not args.in_process:
+            row = run_case_in_subprocess(case, args)
+        else:
+            row = run_case(case, args.device, args.dtype, args.warmup, args.steps)
+        report["rows"].append(row)
+        speed = (
+            f"{row['tokens_per_s']:>12,.0f} tok/s  {gib(row['peak_mem_bytes'])} GiB"
+            if row["status"] == "ok"
+            else row["status"]
+        )
+        print(f"{task_name:>9} {seq_len:>6} x{batch:<3} {impl:<24} {speed}", flush=True)
+        save()
+
+
 # Reports ---------------------------------------------------------------------------------------------------------
 
 
@@ -700,6 +774,8 @@ def markdown_report(report):
         f"{report['machine']['transformers']}, reformer-pytorch {report['machine']['reformer_pytorch']}, "
         f"{report['machine']['torch_threads']} threads. Ratios are ratios of {clock}; above 1: reformer-ko slower."
     )
+    if report.get("interrupted"):
+        lines.append("\nInterrupted (a time limit): the cases not listed here did not run.")
     ratio_key = "cpu_ms" if on_cpu else "step_ms"
     for task_name in dict.fromkeys(row["task"] for row in rows):
         task = TASKS[task_name]
@@ -901,76 +977,22 @@ def main(argv=None):
         rows=[],
     )
 
-    if args.overhead_rounds:
-        for task_name, seq_len, batch, *dtype in OVERHEAD_PLANS[args.plan]:
-            if task_name not in tasks:
-                continue
-            dtype = dtype[0] if dtype else args.dtype
-            if over_budget():
-                report["overhead"].append(
-                    dict(
-                        task=task_name,
-                        seq_len=seq_len,
-                        batch=batch,
-                        dtype=dtype,
-                        rounds=0,
-                        status="skipped (time budget)",
-                    )
-                )
-                continue
-            check = measure_overhead(
-                task_name,
-                seq_len,
-                batch,
-                args.device,
-                dtype,
-                args.warmup,
-                args.overhead_rounds,
-                args.profile_steps,
-            )
-            report["overhead"].append(check)
-            if check["status"] == "ok":
-                for prefix in ("", "cpu_") if args.device == "cpu" else ("",):
-                    summary = ", ".join(
-                        f"{name} {r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f})"
-                        for name, r in check[f"{prefix}ratio_to_reformer_pytorch"].items()
-                    )
-                    clock = "CPU-time" if prefix else "step-time"
-                    print(
-                        f"overhead {task_name} {seq_len}x{batch} {dtype}: {clock} ratio to reformer-pytorch: {summary}",
-                        flush=True,
-                    )
-            else:
-                print(f"overhead {task_name} {seq_len}x{batch} {dtype}: {check['status']}", flush=True)
-
-    cases = [
-        dict(task=task_name, seq_len=seq_len, batch=batch, impl=impl)
-        for task_name, seq_len, batch in PLANS[args.plan]
-        if task_name in tasks
-        for impl in args.impls
-        if not (args.plan == "cpu" and impl in GPU_ONLY) and not (TASKS[task_name].causal and impl in MLM_ONLY)
-    ]
-    for case in cases:
-        task_name, seq_len, batch, impl = case["task"], case["seq_len"], case["batch"], case["impl"]
-        if over_budget():
-            row = dict(case, tokens=batch * seq_len, status="skipped (time budget)")
-        elif args.device == "cpu" and not args.in_process:
-            row = run_case_in_subprocess(case, args)
-        else:
-            row = run_case(case, args.device, args.dtype, args.warmup, args.steps)
-        report["rows"].append(row)
-        speed = (
-            f"{row['tokens_per_s']:>12,.0f} tok/s  {gib(row['peak_mem_bytes'])} GiB"
-            if row["status"] == "ok"
-            else row["status"]
-        )
-        print(f"{task_name:>9} {seq_len:>6} x{batch:<3} {impl:<20} {speed}", flush=True)
-
-    report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    report["settings"]["load_average_at_end"] = load_average()
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"train_step_{'dry_run' if args.dry_run else args.device}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+
+    def save():
+        stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+
+    try:
+        if args.overhead_rounds:
+            run_overhead_checks(args, tasks, report, over_budget)
+        run_cases(args, tasks, report, over_budget, save)
+    except KeyboardInterrupt:  # e.g. benchmarks/run_gpu.sh's time limit (SIGINT): report what was measured
+        report["interrupted"] = True
+        print("interrupted: reporting what was measured so far", flush=True)
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    report["settings"]["load_average_at_end"] = load_average()
+    save()
     write_reports(report, stem)
     print(f"wrote {stem}.json/.md/.png in {report['elapsed_s']} s")
     return report

@@ -355,9 +355,15 @@ def predicted_ids(logits, labels):
     positions: their ids go back to those positions (-100 elsewhere), so that every process's predictions keep one
     row per sequence (the Trainer drops repeated sequences of the last batch row by row)."""
     ids = logits.argmax(dim=-1)
-    if ids.shape == labels.shape:
+    if labels is None or ids.dim() == labels.dim():
         return ids
-    return torch.full_like(labels, -100).masked_scatter(labels != -100, ids)
+    labelled = labels != -100
+    if ids.numel() != labelled.sum():
+        raise ValueError(
+            f"Got predictions for {ids.numel()} positions but {int(labelled.sum())} labelled positions: sparse "
+            "logits must hold exactly the positions where labels != -100, in order."
+        )
+    return torch.full_like(labels, -100).masked_scatter(labelled, ids)
 
 
 def argmax_logits(logits, labels):

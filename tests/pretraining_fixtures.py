@@ -78,7 +78,7 @@ def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None):
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         # torchrun starts its workers in sessions of their own; their command lines name the test's directory.
-        subprocess.run(["pkill", "-9", "-f", str(tmp_path)], check=False)
+        subprocess.run(["pkill", "-9", "-f", f"{tmp_path}/"], check=False)
         stdout, stderr = process.communicate()
         raise AssertionError(f"{' '.join(command)} ran past {timeout} s:\n{stdout[-3000:]}\n{stderr[-5000:]}")
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)

@@ -29,8 +29,6 @@ def test_dry_run_times_every_implementation_and_writes_the_reports(train_step, t
         [
             "--dry-run",
             "--in-process",
-            "--tasks",
-            "tiny-clm",
             "--dtype",
             "bf16",
             "--threads",
@@ -40,11 +38,14 @@ def test_dry_run_times_every_implementation_and_writes_the_reports(train_step, t
         ]
     )
 
-    assert sorted(row["impl"] for row in report["rows"]) == sorted(set(train_step.IMPLEMENTATIONS) - train_step.MLM_ONLY)
+    impls = {task: sorted(row["impl"] for row in report["rows"] if row["task"] == task) for task in ("tiny-mlm", "tiny-clm")}
+    assert impls["tiny-mlm"] == sorted(list(train_step.IMPLEMENTATIONS) * 2)  # at 64 and at 128 tokens
+    assert impls["tiny-clm"] == sorted(set(train_step.IMPLEMENTATIONS) - train_step.MLM_ONLY)
     assert all(row["status"] == "ok" and row["tokens_per_s"] > 0 for row in report["rows"]), report["rows"]
-    (check,) = report["overhead"]
-    assert check["status"] == "ok", check
-    assert set(check["ratio_to_reformer_pytorch"]) == set(train_step.OVERHEAD_MODELS) - {"reformer-pytorch"}
+    assert [check["task"] for check in report["overhead"]] == ["tiny-mlm", "tiny-clm"]
+    for check in report["overhead"]:
+        assert check["status"] == "ok", check
+        assert set(check["ratio_to_reformer_pytorch"]) == set(train_step.OVERHEAD_MODELS) - {"reformer-pytorch"}
     assert json.loads((tmp_path / "train_step_dry_run.json").read_text())["rows"] == report["rows"]
     markdown = (tmp_path / "train_step_dry_run.md").read_text()
     assert "| ko / rp | ko / sdpa |" in markdown and "Wrapper overhead" in markdown
@@ -71,6 +72,26 @@ def test_out_of_memory_is_a_row_not_a_crash(train_step, monkeypatch):
     row = train_step.run_case(case, "cpu", "fp32", warmup=0, steps=1)
 
     assert row["status"] == "oom"
+
+
+def test_an_interrupted_run_reports_what_it_measured(train_step, monkeypatch, tmp_path):
+    # benchmarks/run_gpu.sh stops a part past its time limit with SIGINT: the rows measured so far must come back.
+    run_case = train_step.run_case
+    done = []
+
+    def interrupted_after_two(case, *args, **kwargs):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(case)
+        return run_case(case, *args, **kwargs)
+
+    monkeypatch.setattr(train_step, "run_case", interrupted_after_two)
+    arguments = ["--dry-run", "--in-process", "--overhead-rounds", "0", "--impls", "reformer-ko", "sdpa"]
+    report = train_step.main([*arguments, "--threads", "1", "--out", str(tmp_path)])
+
+    assert report["interrupted"] and [row["impl"] for row in report["rows"]] == ["reformer-ko", "sdpa"]
+    assert json.loads((tmp_path / "train_step_dry_run.json").read_text())["rows"] == report["rows"]
+    assert "Interrupted (a time limit)" in (tmp_path / "train_step_dry_run.md").read_text()
 
 
 def test_a_cpu_case_runs_in_its_own_process(train_step):

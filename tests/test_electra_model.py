@@ -40,14 +40,22 @@ def test_generator_is_a_third_as_wide_with_the_same_depth_and_head_size():
 
 
 def test_the_generator_scores_and_samples_only_the_masked_positions():
-    model = electra()
+    model = electra().eval()
     assert model.generator.config.sparse_prediction
     batch = masked_batch()
+    torch.manual_seed(1)
     output = model(**batch)
     assert output.generator_logits.shape == (20, 120)  # 2 sequences x 10 masked positions
-    dense_generator = ReformerKoForMaskedLM(tiny_config(hidden_size=16, num_attention_heads=1, embedding_size=48))
-    dense = ElectraPretrainingModel(model.config, discriminator=model.discriminator, generator=dense_generator)
-    assert dense(**batch).discriminator_labels.shape == batch["labels"].shape
+    # A generator computing every position (as saved before sparse prediction) gives the same ELECTRA step.
+    dense_config = ReformerKoConfig(**{**model.generator.config.to_dict(), "sparse_prediction": False})
+    dense_generator = ReformerKoForMaskedLM(dense_config).eval()
+    dense_generator.load_state_dict(model.generator.state_dict())
+    dense = ElectraPretrainingModel(model.config, discriminator=model.discriminator, generator=dense_generator).eval()
+    torch.manual_seed(1)
+    dense_output = dense(**batch)
+    torch.testing.assert_close(dense_output.generator_logits[batch["labels"] != -100], output.generator_logits)
+    assert torch.equal(dense_output.discriminator_labels, output.discriminator_labels)
+    torch.testing.assert_close(dense_output.loss, output.loss)
 
 
 def test_token_position_and_segment_embeddings_are_shared():

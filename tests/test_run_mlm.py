@@ -82,6 +82,9 @@ def test_eval_metrics_are_the_same_with_sparse_prediction():
     assert sparse_ids.shape == labels.shape and torch.equal(sparse_ids[labels != -100], dense_ids[labels != -100])
     metrics = [masked_lm_metrics(EvalPrediction(ids.numpy(), labels.numpy())) for ids in (dense_ids, sparse_ids)]
     assert metrics[0] == metrics[1] == {"masked_token_accuracy": pytest.approx(2 / 3)}
+    assert torch.equal(argmax_logits(dense_logits, None), dense_logits.argmax(dim=-1))  # predict() without labels
+    with pytest.raises(ValueError, match="predictions for 2 positions but 3 labelled"):
+        argmax_logits(sparse_logits[:2], labels)
 
 
 def test_training_loss_drops_well_below_its_start(trained):
