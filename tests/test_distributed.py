@@ -1,6 +1,7 @@
 """Two CPU processes (DDP over gloo) run the unchanged scripts with synchronized gradients."""
 
 import json
+import math
 import re
 import socket
 
@@ -49,16 +50,21 @@ def torchrun(port):
     return ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port)]
 
 
+# The MLM run also evaluates, with sparse prediction, on 5 blocks: the second process's batch is padded with a
+# repeated block that the Trainer drops again, row by row, before the metrics.
+EVAL_5_BLOCKS = ["--do_eval", "--max_eval_samples", "5"]
+
+
 @pytest.mark.parametrize(
-    "launcher, script, config_overrides",
+    "launcher, script, config_overrides, eval_arguments",
     [
-        (accelerate_launch, "run_mlm.py", TINY_MLM),
+        (accelerate_launch, "run_mlm.py", TINY_MLM + ",sparse_prediction=true", EVAL_5_BLOCKS),
         # ELECTRA shares embeddings between two models; weight_tie needs DDP's static graph.
-        (torchrun, "run_electra.py", TINY_ELECTRA + ",weight_tie=true"),
+        (torchrun, "run_electra.py", TINY_ELECTRA + ",weight_tie=true", []),
     ],
-    ids=["accelerate-mlm", "torchrun-electra-weight-tie"],
+    ids=["accelerate-mlm-sparse-eval", "torchrun-electra-weight-tie"],
 )
-def test_two_processes_end_with_identical_parameters(launcher, script, config_overrides, tmp_path):
+def test_two_processes_end_with_identical_parameters(launcher, script, config_overrides, eval_arguments, tmp_path):
     driver = tmp_path / "save_rank_parameters.py"
     driver.write_text(SAVE_RANK_PARAMETERS)
     output_dir = tmp_path / "output"
@@ -69,9 +75,10 @@ def test_two_processes_end_with_identical_parameters(launcher, script, config_ov
             *common_arguments(small_tokenizer(tmp_path / "tokenizer"), output_dir, tmp_path / "cache"),
             "--config_preset", "mlm-small" if script == "run_mlm.py" else "electra-small-discriminator",
             "--config_overrides", config_overrides,
-            "--validation_split_percentage", "0",
+            "--validation_split_percentage", "10" if eval_arguments else "0",
             "--max_train_samples", "16",
             "--do_train",
+            *eval_arguments,
             "--max_steps", "6",
             "--per_device_train_batch_size", "4",
             "--learning_rate", "3e-3",
@@ -89,6 +96,10 @@ def test_two_processes_end_with_identical_parameters(launcher, script, config_ov
     state = json.loads((output_dir / "trainer_state.json").read_text())
     assert state["epoch"] == 3.0
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3, 4, 5, 6]
+
+    if eval_arguments:
+        metrics = json.loads((output_dir / "eval_results.json").read_text())
+        assert 0 <= metrics["eval_masked_token_accuracy"] <= 1 and math.isfinite(metrics["eval_loss"]), metrics
 
     rank0, rank1 = torch.load(output_dir / "rank0.pt"), torch.load(output_dir / "rank1.pt")
     assert rank0.keys() == rank1.keys() and len(rank0) > 10
