@@ -94,9 +94,11 @@ OVERHEAD_PLANS = {
 STEP_DEFAULTS = {"cuda": (3, 8, 12), "cpu": (2, 5, 10), "dry-run": (1, 2, 2)}  # warm-up, timed steps, rounds
 
 # reformer-ko's variants, each as ReformerKoConfig overrides: adding one is a line here. The attention backends
-# (eager, flex_attention), and the masked LM's sparse prediction (the LM head only at the masked positions).
+# (eager, flex_attention), the masked LM's sparse prediction (the LM head only at the masked positions), and
+# irreversible layers (no recomputation in the backward, activations kept: the speed and memory of reversibility).
 REFORMER_KO_VARIANTS = {
     "reformer-ko": {},
+    "reformer-ko-irreversible": {"reverse_thres": 2**30},
     "reformer-ko-sparse": {"sparse_prediction": True},
     "reformer-ko-flex": {"attn_implementation": "flex_attention"},
     "reformer-ko-flex-sparse": {"attn_implementation": "flex_attention", "sparse_prediction": True},
