@@ -571,7 +571,7 @@ def measure_overhead(task_name, seq_len, batch_size, device, dtype, warmup, roun
                 if name != "reformer-pytorch"
             }
         if profile_steps_count:
-            profiles = {name: profile_steps(trainers[name], profile_steps_count, device) for name in names}
+            profiles = {name: profile_steps(trainer, profile_steps_count, device) for name, trainer in trainers.items()}
             result["profile_matched_vs_raw"] = profile_difference(
                 profiles["reformer-ko-matched"], profiles["reformer-pytorch"]
             )

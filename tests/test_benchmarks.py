@@ -31,6 +31,8 @@ def test_dry_run_times_every_implementation_and_writes_the_reports(train_step, t
             "--in-process",
             "--dtype",
             "bf16",
+            "--profile-steps",
+            "1",
             "--threads",
             "1",
             "--out",
@@ -46,6 +48,7 @@ def test_dry_run_times_every_implementation_and_writes_the_reports(train_step, t
     for check in report["overhead"]:
         assert check["status"] == "ok", check
         assert set(check["ratio_to_reformer_pytorch"]) == set(train_step.OVERHEAD_MODELS) - {"reformer-pytorch"}
+        assert check["profile_matched_vs_raw"]["top"] and check["profile_matched_vs_rp_attn"]["top"]
     assert json.loads((tmp_path / "train_step_dry_run.json").read_text())["rows"] == report["rows"]
     markdown = (tmp_path / "train_step_dry_run.md").read_text()
     assert "| ko / rp | ko / sdpa |" in markdown and "Wrapper overhead" in markdown
