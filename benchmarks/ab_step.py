@@ -22,13 +22,10 @@ import train_step  # noqa: E402
 
 
 def compare(args):
-    task = train_step.TASKS[args.task]
-    batch = train_step.make_batch(task, args.seq_len, args.batch, args.device)
-    trainers = {}
-    for impl in args.impls:
-        torch.manual_seed(0)
-        model, loss_fn = train_step.IMPLEMENTATIONS[impl](task, args.seq_len)
-        trainers[impl] = train_step.Trainer(model, loss_fn, batch, args.device, args.dtype)
+    trainers = {
+        impl: train_step.case_trainer(impl, args.task, args.seq_len, args.batch, args.device, args.dtype)
+        for impl in args.impls
+    }
     wall, cpu = train_step.alternate(trainers, args.warmup, args.rounds)
     clock = cpu if args.device == "cpu" else wall
     baseline = clock[args.impls[0]]
@@ -65,20 +62,12 @@ def markdown(result):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("impls", nargs="+", choices=list(train_step.IMPLEMENTATIONS), help="the first is the baseline")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--task", choices=list(train_step.TASKS), default="mlm")
-    parser.add_argument("--seq-len", type=int, default=512)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="default: bf16 on cuda, fp32 on cpu")
-    parser.add_argument("--warmup", type=int, default=2)
+    train_step.add_case_arguments(parser, seq_len=512)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=train_step.REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if len(args.impls) < 2:
         parser.error("give at least two implementations: the baseline first, then what to compare with it")
-    args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "fp32")
-    return args
+    return train_step.finish_case_arguments(args)
 
 
 def main(argv=None):

@@ -53,12 +53,8 @@ def add_part_ranges(model):
 
 
 def profile_case(args):
-    task = train_step.TASKS[args.task]
-    torch.manual_seed(0)
-    model, loss_fn = train_step.IMPLEMENTATIONS[args.impl](task, args.seq_len)
-    batch = train_step.make_batch(task, args.seq_len, args.batch, args.device)
-    trainer = train_step.Trainer(model, loss_fn, batch, args.device, args.dtype)
-    add_part_ranges(model)
+    trainer = train_step.case_trainer(args.impl, args.task, args.seq_len, args.batch, args.device, args.dtype)
+    add_part_ranges(trainer.model)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
     for _ in range(args.warmup):
         trainer.step()
@@ -129,20 +125,11 @@ def markdown(result):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--impl", choices=list(train_step.IMPLEMENTATIONS), default="reformer-ko")
-    parser.add_argument("--task", choices=list(train_step.TASKS), default="mlm")
-    parser.add_argument("--seq-len", type=int, default=2048)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="default: bf16 on cuda, fp32 on cpu")
-    parser.add_argument("--warmup", type=int, default=2)
+    train_step.add_case_arguments(parser, seq_len=2048)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=25, help="operators listed")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--out", type=Path, default=train_step.REPO / "benchmarks" / "results")
-    args = parser.parse_args(argv)
-    args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "fp32")
-    return args
+    return train_step.finish_case_arguments(parser.parse_args(argv))
 
 
 def main(argv=None):

@@ -345,6 +345,37 @@ class Trainer:
         return time.perf_counter() - start
 
 
+def case_trainer(impl, task_name, seq_len, batch_size, device, dtype):
+    """The Trainer of one case: the implementation built with seed 0, on the case's fixed random batch."""
+    task = TASKS[task_name]
+    torch.manual_seed(0)
+    model, loss_fn = IMPLEMENTATIONS[impl](task, seq_len)
+    return Trainer(model, loss_fn, make_batch(task, seq_len, batch_size, device), device, dtype)
+
+
+def default_dtype(device):
+    """The autocast dtype when none is asked for: bf16 on a GPU, none (fp32) on CPU."""
+    return "bf16" if device == "cuda" else "fp32"
+
+
+def add_case_arguments(parser, seq_len):
+    """The options of the one-case scripts (ab_step.py, profile_step.py): device, task, length, batch, dtype,
+    warm-up steps, threads, output folder. Call `finish_case_arguments` on what the parser returns."""
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--task", choices=list(TASKS), default="mlm")
+    parser.add_argument("--seq-len", type=int, default=seq_len)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], help="default: bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+
+
+def finish_case_arguments(args):
+    args.dtype = args.dtype or default_dtype(args.device)
+    return args
+
+
 def rss_bytes(field="VmRSS"):
     """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc (Linux), or None."""
     try:
@@ -376,7 +407,6 @@ def import_libraries():
 def run_case(case, device, dtype, warmup, steps):
     """Build, warm up and time one (task, length, batch, implementation); returns the row as a dict."""
     import_libraries()
-    task = TASKS[case["task"]]
     row = dict(case, tokens=case["batch"] * case["seq_len"], status="ok")
     trainer = None
     try:
@@ -387,11 +417,8 @@ def run_case(case, device, dtype, warmup, steps):
             row["base_mem_bytes"] = torch.cuda.memory_allocated()
         else:
             row["base_mem_bytes"] = rss_bytes()
-        torch.manual_seed(0)
-        model, loss_fn = IMPLEMENTATIONS[case["impl"]](task, case["seq_len"])
-        row["params"] = sum(parameter.numel() for parameter in model.parameters())
-        batch = make_batch(task, case["seq_len"], case["batch"], device)
-        trainer = Trainer(model, loss_fn, batch, device, dtype)
+        trainer = case_trainer(case["impl"], case["task"], case["seq_len"], case["batch"], device, dtype)
+        row["params"] = sum(parameter.numel() for parameter in trainer.model.parameters())
         for _ in range(warmup):
             trainer.step()
         times, cpu_times = [], []
@@ -933,7 +960,7 @@ def parse_args(argv=None):
     plan = "dry-run" if args.dry_run else args.device
     warmup, steps, rounds = STEP_DEFAULTS[plan]
     args.plan = plan
-    args.dtype = args.dtype or ("bf16" if args.device == "cuda" else "fp32")
+    args.dtype = args.dtype or default_dtype(args.device)
     args.warmup = warmup if args.warmup is None else args.warmup
     args.steps = steps if args.steps is None else args.steps
     args.overhead_rounds = rounds if args.overhead_rounds is None else args.overhead_rounds
