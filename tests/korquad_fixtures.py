@@ -13,6 +13,8 @@ DEV_FILE = SHARED_KORQUAD / "KorQuAD_v1.0_dev.json"
 DEV_SAMPLE_PREDICTIONS = SHARED_KORQUAD / "dev-evaluate-in1.sample_prediction.json"
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# examples/run_korquad.py's options for a quiet, CPU, offline, seeded run that saves no checkpoints.
+QUIET = ["--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--save_strategy", "no", "--seed", "0"]
 
 _SEJONG_1 = (
     "세종대왕은 조선의 제4대 국왕으로, 1418년부터 1450년까지 재위하였다. 그는 1443년에 《훈민정음》을 "

@@ -1,5 +1,6 @@
-"""Helpers for the tests of the pretraining scripts: a small tokenizer, tiny model configs, running a script."""
+"""Helpers for the tests of the scripts: a small tokenizer, tiny model configs, running or importing a script."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -26,6 +27,14 @@ TINY_CLM = (
     "hidden_size=64,num_hidden_layers=2,num_attention_heads=2,max_position_embeddings=256,"
     "axial_position_shape=[16,16],bucket_size=16,num_hashes=2,hidden_dropout_prob=0"
 )
+
+
+def load_script(path):
+    """Import the script at `path` as a module (its `main` and helpers), without running it."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def small_tokenizer(directory):

@@ -1,6 +1,5 @@
 """The training-step benchmark harness (benchmarks/train_step.py), run at tiny sizes so that it cannot rot."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from pretraining_fixtures import load_script
 
 HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "train_step.py"
 RUN_GPU = HARNESS.parent / "run_gpu.sh"
@@ -17,10 +17,7 @@ RUN_GPU = HARNESS.parent / "run_gpu.sh"
 
 @pytest.fixture(scope="module")
 def train_step():
-    spec = importlib.util.spec_from_file_location("train_step", HARNESS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(HARNESS)
 
 
 def test_dry_run_times_every_implementation_and_writes_the_reports(train_step, tmp_path):
@@ -108,11 +105,7 @@ def test_a_cpu_case_runs_in_its_own_process(train_step):
 
 
 def test_the_attention_overhead_script_times_both_attentions():
-    spec = importlib.util.spec_from_file_location(
-        "lsh_attention_overhead", HARNESS.parent / "lsh_attention_overhead.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(HARNESS.parent / "lsh_attention_overhead.py")
 
     times = module.main(
         ["--batch", "2", "--seq-len", "128", "--bucket", "16", "--dim", "16", "--rounds", "2", "--causal"]
@@ -138,9 +131,7 @@ def test_the_gpu_entry_point_runs_every_part_in_dry_run_mode(tmp_path):
 
 
 def test_ab_step_alternates_implementations_and_gives_ratios_to_the_first(tmp_path):
-    spec = importlib.util.spec_from_file_location("ab_step", HARNESS.parent / "ab_step.py")
-    ab_step = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ab_step)
+    ab_step = load_script(HARNESS.parent / "ab_step.py")
     arguments = ["reformer-ko", "reformer-ko-sparse", "--task", "tiny-mlm", "--seq-len", "64", "--batch", "2"]
     result = ab_step.main([*arguments, "--warmup", "1", "--rounds", "3", "--threads", "1", "--out", str(tmp_path)])
 

@@ -36,7 +36,6 @@ docs fails here until it has an entry. The test ids end in what happens: `docs/k
 import argparse
 import ast
 import contextlib
-import importlib.util
 import json
 import re
 import shlex
@@ -47,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from pretraining_fixtures import CORPUS, ROOT, script_environment
+from pretraining_fixtures import CORPUS, ROOT, load_script, script_environment
 
 RUN, ISOLATED, VALIDATE, CHECK, COMPILE = "run", "isolated", "validate", "check", "compile"
 DEMO_DATA = ROOT / "reformer_ko" / "demo_data"
@@ -506,9 +505,7 @@ def validate_launcher(launcher):
 def validate_script(path, arguments, monkeypatch):
     """Run the script at `path` with `arguments` as its command line, up to its argument parsing."""
     assert Path(path).is_file(), f"{path} does not exist"
-    spec = importlib.util.spec_from_file_location(f"docs_command_{Path(path).stem}", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script(path)
     monkeypatch.setattr(sys, "argv", [str(path), *arguments])
     with stop_after_parsing(monkeypatch), pytest.raises(StopAfterParsing):
         script.main()

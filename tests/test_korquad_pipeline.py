@@ -1,12 +1,20 @@
 """Answering questions with a fine-tuned checkpoint outside the script, and the whole KorQuAD dev set end to end."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from korquad_fixtures import DEV_FILE, fixture_texts, korquad_fixture, require_dev_data, tiny_tokenizer, write_json
+from korquad_fixtures import (
+    DEV_FILE,
+    QUIET,
+    fixture_texts,
+    korquad_fixture,
+    require_dev_data,
+    tiny_tokenizer,
+    write_json,
+)
+from pretraining_fixtures import load_script
 from tiny_models import tiny_config
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, pipeline
 
@@ -15,18 +23,10 @@ from reformer_ko.cli import main as cli
 from reformer_ko.korquad import load_korquad, postprocess_qa_predictions, prepare_eval_features, read_json_file
 
 SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "run_korquad.py"
-QUIET = ["--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--save_strategy", "no", "--seed", "0"]
 LENGTHS = {"max_seq_length": 128, "doc_stride": 32, "max_query_length": 32}
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_korquad", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_korquad = load_script()
+run_korquad = load_script(SCRIPT)
 
 
 def length_arguments(**lengths) -> list[str]:

@@ -1,13 +1,13 @@
 """examples/run_korquad.py end to end on a tiny model: fine-tuning, evaluation, prediction, the saved checkpoint."""
 
 import functools
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from korquad_fixtures import tiny_tokenizer, write_json
+from korquad_fixtures import QUIET, tiny_tokenizer, write_json
+from pretraining_fixtures import load_script
 from safetensors.torch import load_file
 from tiny_models import tiny_config
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfig, TrainingArguments
@@ -22,18 +22,10 @@ DEMO = ROOT / "reformer_ko" / "demo_data"
 TRAIN_FILE, EVAL_FILE = DEMO / "korquad_train.json", DEMO / "korquad_eval.json"
 # Small windows so that the demo paragraphs (about 280 characters) need two or three of them.
 LENGTHS = ["--max_seq_length", "96", "--doc_stride", "32", "--max_query_length", "24"]
-QUIET = ["--report_to", "none", "--use_cpu", "--disable_tqdm", "true", "--save_strategy", "no", "--seed", "0"]
 TRAIN_STEPS = 40
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("run_korquad", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-run_korquad = load_script()
+run_korquad = load_script(SCRIPT)
 
 
 def demo_texts() -> list[str]:

@@ -11,6 +11,7 @@ from pretraining_fixtures import (
     EXAMPLES,
     TINY_MLM,
     common_arguments,
+    load_script,
     logged_losses,
     remote_code_outputs,
     run_python,
@@ -170,9 +171,7 @@ def test_streaming_whole_word_masking_run(tokenizer_dir, tmp_path):
 
 
 def test_a_single_json_file_of_arguments_is_accepted(tmp_path, tokenizer_dir):
-    spec = importlib.util.spec_from_file_location("run_mlm", EXAMPLES / "run_mlm.py")
-    run_mlm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run_mlm)
+    run_mlm = load_script(EXAMPLES / "run_mlm.py")
     arguments = {
         "config_preset": "mlm-small",
         "tokenizer_name": str(tokenizer_dir),
