@@ -71,8 +71,8 @@ def sample_tokens(logits, temperature=1.0):
 class ElectraPretrainingOutput(ModelOutput):
     """Output of `ElectraPretrainingModel`: `loss` = generator loss + weight × discriminator loss; the logits of
     both models (the generator's at the masked positions only, (masked tokens, vocab), when it has
-    `sparse_prediction`, as generators made here do); `discriminator_labels`, 1 where the discriminator's input differs from the original text, 0 where
-    it does not, -100 on padding."""
+    `sparse_prediction`, as generators made here do); `discriminator_labels`, 1 where the discriminator's input
+    differs from the original text, 0 where it does not, -100 on padding."""
 
     loss: torch.Tensor | None = None
     generator_loss: torch.Tensor | None = None

@@ -358,9 +358,9 @@ def predicted_ids(logits, labels):
     if labels is None or ids.dim() == labels.dim():
         return ids
     labelled = labels != -100
-    if ids.numel() != labelled.sum():
+    if ids.numel() != (count := int(labelled.sum())):
         raise ValueError(
-            f"Got predictions for {ids.numel()} positions but {int(labelled.sum())} labelled positions: sparse "
+            f"Got predictions for {ids.numel()} positions but {count} labelled positions: sparse "
             "logits must hold exactly the positions where labels != -100, in order."
         )
     return torch.full_like(labels, -100).masked_scatter(labelled, ids)
@@ -900,7 +900,7 @@ def end_training(trainer: Trainer):
 
 def train_and_evaluate(trainer: PretrainingTrainer):
     """Train (resuming if asked), save the model, evaluate, write the model card or push to the Hub, and release
-    the processes (`Trainer.end`), even when something fails on the way."""
+    the processes (`end_training`), even when something fails on the way."""
     args = trainer.args
     try:
         if args.do_train:
