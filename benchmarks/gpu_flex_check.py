@@ -44,8 +44,8 @@ import transformers
 from reformer_pytorch.reformer_pytorch import LSHAttention
 
 from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM, ReformerKoForMaskedLM
-from reformer_ko import modeling_reformer_ko as modeling
-from reformer_ko.modeling_reformer_ko import FlexLSHAttention, PaddingSafeLSHAttention
+from reformer_ko import lsh_attention
+from reformer_ko.lsh_attention import FlexLSHAttention, PaddingSafeLSHAttention
 
 PLANS = {
     "cuda": dict(
@@ -59,7 +59,7 @@ LAST_CASES = [dict(causal=True, n_hashes=1)]
 
 
 def dense_lsh_attention(query, key, value, positions, n_real, kv_num_blocks, kv_indices, bucket_size, causal):
-    """`modeling.flex_lsh_attention`'s rules evaluated densely and differentiably: the dry run's stand-in for the
+    """`lsh_attention.flex_lsh_attention`'s rules evaluated densely and differentiably: the dry run's stand-in for the
     compiled kernel (which needs a GPU). Ignores the block structure, as FlexAttention's unfused path does."""
     seqlen = query.shape[-2]
     index = torch.arange(seqlen, device=query.device)
@@ -70,7 +70,7 @@ def dense_lsh_attention(query, key, value, positions, n_real, kv_num_blocks, kv_
     if causal:
         allowed = allowed & (positions[..., :, None] >= positions[..., None, :])
     scores = (query @ key.transpose(-1, -2)).float() * query.shape[-1] ** -0.5
-    scores = torch.where(index[:, None] == index[None, :], modeling.TOKEN_SELF_ATTN_VALUE, scores)
+    scores = torch.where(index[:, None] == index[None, :], lsh_attention.TOKEN_SELF_ATTN_VALUE, scores)
     scores = scores.masked_fill(~allowed, float("-inf"))
     lse = torch.logsumexp(scores, dim=-1)
     weights = torch.exp(scores - lse.masked_fill(lse == float("-inf"), 0.0)[..., None])
@@ -97,7 +97,7 @@ def synchronize(device):
 
 def flex_fell_back():
     """Why the flex backend ran the eager attention, if it did (a measurement of it would then be wrong)."""
-    return dict(modeling._flex_unavailable) or sorted(modeling._flex_fallbacks_logged) or None
+    return dict(lsh_attention.flex_backend.unavailable) or sorted(lsh_attention.flex_backend.fallbacks_logged) or None
 
 
 def random_case(batch, length, dim, device, seed):
@@ -294,7 +294,7 @@ def environment(device):
         torch=torch.__version__,
         transformers=transformers.__version__,
         device=str(device),
-        flex_block_size=modeling.FLEX_BLOCK_SIZE,
+        flex_block_size=lsh_attention.FLEX_BLOCK_SIZE,
     )
     if device.type == "cuda":
         info.update(gpu=torch.cuda.get_device_name(), capability=list(torch.cuda.get_device_capability()))
@@ -317,7 +317,7 @@ def main():
     clock = Clock(args.time_budget)
     if args.dry_run:
         device, plan = torch.device("cpu"), PLANS["dry-run"]
-        modeling.compiled_flex_lsh_attention = lambda device_type: dense_lsh_attention
+        lsh_attention.flex_backend.kernel = lambda device_type: dense_lsh_attention
     elif torch.cuda.is_available():
         device, plan = torch.device("cuda"), PLANS["cuda"]
     else:

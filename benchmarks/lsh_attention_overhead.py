@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def build(args):
     from reformer_pytorch.reformer_pytorch import FixedPositionalEmbedding, LSHAttention
 
-    from reformer_ko.modeling_reformer_ko import PaddingSafeLSHAttention
+    from reformer_ko.lsh_attention import PaddingSafeLSHAttention
 
     common = dict(bucket_size=args.bucket, n_hashes=args.hashes, causal=args.causal)
     modules = {

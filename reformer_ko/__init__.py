@@ -6,20 +6,13 @@ Importing the package registers the models with the `Auto*` classes, and marks e
 `pipeline("question-answering")` available where transformers has removed that task (transformers >= 5.3).
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
+import transformers
+from transformers import AutoConfig
 
 from .configuration_reformer_ko import PRESETS, ReformerKoConfig
 from .korquad.pipeline import register_question_answering_pipeline
 from .modeling_reformer_ko import (
+    HEADS,
     ReformerKoForCausalLM,
     ReformerKoForMaskedLM,
     ReformerKoForPreTraining,
@@ -29,27 +22,17 @@ from .modeling_reformer_ko import (
     ReformerKoModel,
     ReformerKoPreTrainedModel,
 )
-
-__version__ = "0.1.0"
-
-AUTO_CLASSES = {
-    AutoModel: ReformerKoModel,
-    AutoModelForMaskedLM: ReformerKoForMaskedLM,
-    AutoModelForCausalLM: ReformerKoForCausalLM,
-    AutoModelForPreTraining: ReformerKoForPreTraining,
-    AutoModelForQuestionAnswering: ReformerKoForQuestionAnswering,
-    AutoModelForSequenceClassification: ReformerKoForSequenceClassification,
-    AutoModelForTokenClassification: ReformerKoForTokenClassification,
-}
+from .version import __version__
 
 AutoConfig.register(ReformerKoConfig.model_type, ReformerKoConfig, exist_ok=True)
 ReformerKoConfig.register_for_auto_class()
-for auto_class, model_class in AUTO_CLASSES.items():
-    auto_class.register(ReformerKoConfig, model_class, exist_ok=True)
-    model_class.register_for_auto_class(auto_class.__name__)
+for auto_class_name, model_class in HEADS.items():
+    getattr(transformers, auto_class_name).register(ReformerKoConfig, model_class, exist_ok=True)
+    model_class.register_for_auto_class(auto_class_name)
 register_question_answering_pipeline()
 
 __all__ = [
+    "__version__",
     "PRESETS",
     "ReformerKoConfig",
     "ReformerKoPreTrainedModel",

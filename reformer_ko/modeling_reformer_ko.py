@@ -1,20 +1,20 @@
 """reformer-ko models: reformer-pytorch's Reformer (LSH attention, reversible layers, chunked feed-forward) as
 Hugging Face `PreTrainedModel`s with masked-LM, causal-LM, ELECTRA, question-answering and classification heads.
 
-This file is self-contained apart from its configuration, so that it travels to the Hub as remote code.
-
-Three changes to reformer-pytorch, each in a subclass of the one module that needs it:
-- `PaddingSafeLSHAttention`: results do not depend on how much padding a batch has, and eval mode is
-  deterministic (seeded rotations); `FlexLSHAttention` computes the same function with FlexAttention
+Three changes to reformer-pytorch, each in a subclass of the one module that needs it; the parameters and their
+names are reformer-pytorch's own:
+- `PaddingSafeLSHAttention` (lsh_attention.py): results do not depend on how much padding a batch has, and eval
+  mode is deterministic (seeded rotations); `FlexLSHAttention` computes the same function with FlexAttention
   (`attn_implementation="flex_attention"`);
-- `ReformerKoReversibleSequence`: the reversible backward pass re-enters the forward's autocast state, so under
-  bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32;
-- `ReformerKoEncoder`: builds reformer-pytorch's `Reformer` from a `ReformerKoConfig` and swaps in the two above.
-The parameters and their names are reformer-pytorch's own.
+- `ReformerKoReversibleSequence` (reversible.py): the reversible backward pass re-enters the forward's autocast
+  state, so under bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32;
+- `ReformerKoEncoder` (here): builds reformer-pytorch's `Reformer` from a `ReformerKoConfig` and swaps in the two
+  above.
+
+This file, its configuration and the two siblings it imports relatively travel to the Hub as remote code
+(`save_pretrained` copies them beside the weights), so none of them imports reformer_ko itself.
 """
 
-import contextlib
-import functools
 import math
 import re
 from dataclasses import dataclass
@@ -22,17 +22,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from axial_positional_embedding import AxialPositionalEmbedding
-from reformer_pytorch.reformer_pytorch import (
-    TOKEN_SELF_ATTN_VALUE,
-    FixedPositionalEmbedding,
-    LSHAttention,
-    LSHSelfAttention,
-    Reformer,
-    apply_rotary_pos_emb,
-    batched_index_select,
-    max_neg_value,
-)
-from reformer_pytorch.reversible import ReversibleSequence
+from reformer_pytorch.reformer_pytorch import FixedPositionalEmbedding, LSHSelfAttention, Reformer
 from safetensors import SafetensorError
 from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
@@ -49,367 +39,46 @@ from transformers.modeling_outputs import (
 from transformers.utils import ModelOutput, logging
 
 from .configuration_reformer_ko import ReformerKoConfig
-
-try:
-    from torch.nn.attention.flex_attention import BlockMask, flex_attention
-except ImportError:  # a torch without FlexAttention: the "flex_attention" backend runs the eager attention
-    BlockMask = flex_attention = None
-try:
-    from torch.nn.attention.flex_attention import AuxRequest
-except ImportError:  # older FlexAttention returns the log-sum-exp through `return_lse` instead
-    AuxRequest = None
+from .lsh_attention import LSH_ATTENTION_CLASSES
+from .reversible import ReformerKoReversibleSequence
 
 logger = logging.get_logger(__name__)
 
 
-# LSH attention ---------------------------------------------------------------------------------------------------
+# Embeddings ------------------------------------------------------------------------------------------------------
 
 
-def look_one_back(x):
-    """Concatenate each chunk (dim 1) with the chunk before it along dim 2, as reformer-pytorch does."""
-    return torch.cat([x, torch.cat([x[:, -1:], x[:, :-1]], dim=1)], dim=2)
+class ReformerKoEmbeddings(nn.Module):
+    """Token + segment (`token_type_ids`) + absolute or axial position embeddings (rotary positions are applied
+    inside the attention instead)."""
 
-
-class PaddingSafeLSHAttention(LSHAttention):
-    """reformer-pytorch's `LSHAttention` (same parameters, hashing and chunking) made independent of padding.
-
-    In reformer-pytorch, padding changes the outputs of real tokens: the number of buckets follows the padded
-    length, padding is hashed and sorted among real tokens, and the first chunk of a hash round looks back into
-    the previous round. Here the number of buckets is fixed by the config, padding goes to an extra bucket that
-    sorts after every real token of its round, no chunk looks back across a round boundary, and the self-attention
-    score only applies where nothing else masks the pair. In eval mode the random rotations come from a generator
-    seeded with `hash_seed` (drawn on the CPU), so outputs are deterministic and alike on CPU and GPU.
-    """
-
-    def __init__(self, *, num_buckets, hash_seed, **kwargs):
-        super().__init__(**kwargs)
-        self.num_buckets = num_buckets
-        self.hash_seed = hash_seed
-        self._eval_rotations = {}
-
-    def random_rotations(self, dim, device, dtype):
-        shape = (dim, self.n_hashes, self.num_buckets // 2)
-        if self.training:
-            return torch.randn(shape, device=device, dtype=dtype)
-        key = (dim, device, dtype)
-        if key not in self._eval_rotations:
-            generator = torch.Generator().manual_seed(self.hash_seed)
-            self._eval_rotations[key] = torch.randn(shape, generator=generator).to(device=device, dtype=dtype)
-        return self._eval_rotations[key]
-
-    def hash_vectors(self, vecs, input_mask):
-        """Bucket ids of shape (batch, n_hashes * seqlen), offset per round; padding gets the round's last bucket."""
-        batch_size, _, dim = vecs.shape
-        rotations = self.random_rotations(dim, vecs.device, vecs.dtype)
-        rotated = torch.einsum("btf,fhi->bhti", self.dropout_for_hash(vecs), rotations)
-        buckets = torch.cat([rotated, -rotated], dim=-1).argmax(dim=-1)
-        if input_mask is not None:
-            buckets = buckets.masked_fill(~input_mask[:, None, :], self.num_buckets)
-        offsets = torch.arange(self.n_hashes, device=vecs.device) * (self.num_buckets + 1)
-        return (buckets + offsets[None, :, None]).reshape(batch_size, -1)
-
-    def forward(self, qk, v, query_len=None, input_mask=None, input_attn_mask=None, pos_emb=None, **kwargs):
-        batch_size, seqlen, dim = qk.shape
-        device = qk.device
-        is_reverse = kwargs.pop("_reverse", False)
-        depth = kwargs.pop("_depth", None)
-        bucket_cache = kwargs.pop("_bucket_cache", None)
-        if seqlen % self.bucket_size:
-            raise ValueError(f"Sequence length {seqlen} must be a multiple of bucket_size {self.bucket_size}.")
-
-        # The reversible backward pass reuses the forward's buckets: recomputed activations carry rounding error
-        # that could move a token to another bucket. The cache is a FIFO per layer because attention may run in
-        # several chunks (attn_chunks), each hashed separately.
-        if is_reverse and bucket_cache is not None:
-            buckets = bucket_cache[depth].pop(0)
-        else:
-            buckets = self.hash_vectors(qk, input_mask)
-            if bucket_cache is not None:
-                bucket_cache.setdefault(depth, []).append(buckets)
-
-        # reformer-pytorch's sort by (bucket, position), in fewer kernels: the keys are all distinct (bucket ids are
-        # offset per round), so argsort gives its permutation, and a scatter inverts it without a second sort.
-        n_hashes = self.n_hashes
-        ticker = torch.arange(n_hashes * seqlen, device=device).expand_as(buckets)
-        sticker = (seqlen * buckets + ticker % seqlen).argsort(dim=-1)
-        undo_sort = torch.empty_like(sticker).scatter_(-1, sticker, ticker)
-
-        if pos_emb is not None:
-            qk = apply_rotary_pos_emb(qk, pos_emb)
-
-        st = sticker % seqlen
-        bo, lse = self.attend_sorted(batched_index_select(qk, st), batched_index_select(v, st), st, input_mask)
-
-        # Unsort, then combine the hash rounds weighted by each round's normaliser. A softmax, not reformer-pytorch's
-        # exp(lse - logsumexp(lse)): for a token that sees only itself every round's lse is the -5e4 self-score,
-        # where an fp32 logsumexp is rounded by up to 2e-3, and the weights summed to 1.0017 instead of 1.
-        o = batched_index_select(bo, undo_sort)
-        logits = lse.gather(1, undo_sort)
-        o = o.reshape(batch_size, n_hashes, seqlen, dim)
-        logits = logits.reshape(batch_size, n_hashes, seqlen, 1)
-        probs = torch.softmax(logits, dim=1)
-        # In the values' dtype: FlexAttention's log-sum-exp is always fp32, and a bf16 model needs bf16 outputs.
-        out = torch.sum(o * probs, dim=1).to(o.dtype)
-        return out, torch.empty(0, device=device), buckets
-
-    def attend_sorted(self, bq, bv, st, input_mask):
-        """Attention within each chunk and the one before it, over the bucket-sorted rounds.
-
-        `bq`, `bv`: (batch, n_hashes * seqlen, dim) queries/keys and values in sorted order; `st`: their original
-        positions; `input_mask`: (batch, seqlen) or None. Returns the outputs in sorted order and each query's
-        log-sum-exp of its scores, (batch, n_hashes * seqlen).
-        """
-        batch_size, total, dim = bq.shape
-        seqlen = total // self.n_hashes
-        n_chunks = total // self.bucket_size
-        bq_t = st.reshape(batch_size, n_chunks, -1)
-        bq = bq.reshape(batch_size, n_chunks, -1, dim)
-        bv = bv.reshape(batch_size, n_chunks, -1, dim)
-        bk = F.normalize(bq, p=2, dim=-1).type_as(bq)
-        bk, bv, bkv_t = look_one_back(bk), look_one_back(bv), look_one_back(bq_t)
-
-        dots = torch.einsum("bhie,bhje->bhij", bq, bk) * (dim**-0.5)
-
-        # The self-score first, so that every later fill overrides it where the pair may not attend: never across a
-        # hash-round boundary, never to or from padding, and for a decoder never to a later position. (One
-        # full-size fill fewer than masking "self and allowed": the bidirectional step costs 2% less.)
-        masked = max_neg_value(dots)
-        dots.masked_fill_(bq_t[:, :, :, None] == bkv_t[:, :, None, :], TOKEN_SELF_ATTN_VALUE)
-        chunks_per_round = seqlen // self.bucket_size
-        by_round = dots.view(batch_size, self.n_hashes, chunks_per_round, self.bucket_size, 2 * self.bucket_size)
-        by_round[:, :, 0, :, self.bucket_size :] = masked
-        if input_mask is not None:
-            mq = input_mask.gather(1, st).reshape(batch_size, n_chunks, -1)
-            dots.masked_fill_(~(mq[:, :, :, None] & look_one_back(mq)[:, :, None, :]), masked)
-        if self.causal:
-            dots.masked_fill_(bq_t[:, :, :, None] < bkv_t[:, :, None, :], masked)
-
-        dots_logsumexp = torch.logsumexp(dots, dim=-1, keepdim=True)
-        dots = torch.exp(dots - dots_logsumexp).type_as(dots)
-        bo = torch.einsum("buij,buje->buie", self.dropout(dots), bv)
-        return bo.reshape(batch_size, -1, dim), dots_logsumexp.reshape(batch_size, -1)
-
-
-# FlexAttention's block-sparse kernels skip whole tiles of this many queries x keys; every kernel configuration
-# divides 128, whatever the bucket size (a tile may then hold parts of several chunks: `mask_mod` is exact).
-FLEX_BLOCK_SIZE = 128
-
-
-@functools.lru_cache(maxsize=64)
-def flex_block_structure(seqlen, bucket_size, device):
-    """FlexAttention's block mask layout (`kv_num_blocks`, `kv_indices`) for "each chunk and the one before it"
-    within one hash round, broadcast over batch and rounds. Cached: a copy to the GPU in every layer would stall it."""
-    n_blocks = -(-seqlen // FLEX_BLOCK_SIZE)
-    first_query = torch.arange(n_blocks) * FLEX_BLOCK_SIZE
-    last_query = (first_query + FLEX_BLOCK_SIZE).clamp(max=seqlen) - 1
-    first_key = ((first_query // bucket_size - 1) * bucket_size).clamp(min=0)
-    last_key = (last_query // bucket_size + 1) * bucket_size - 1
-    first_block, last_block = first_key // FLEX_BLOCK_SIZE, last_key // FLEX_BLOCK_SIZE
-    count = last_block - first_block + 1
-    # One row of indices per query tile, as wide as the number of key tiles (BlockMask's layout); past `count`
-    # the entries are unused.
-    indices = torch.minimum(first_block[:, None] + torch.arange(n_blocks)[None, :], last_block[:, None])
-    return count.to(device, torch.int32)[None, None], indices.to(device, torch.int32)[None, None].contiguous()
-
-
-def flex_lsh_attention(query, key, value, positions, n_real, kv_num_blocks, kv_indices, bucket_size, causal):
-    """`PaddingSafeLSHAttention.attend_sorted` with FlexAttention: inputs (batch, n_hashes, seqlen, dim), one hash
-    round per head, so that no chunk looks back into another round. `positions` are the tokens' original positions,
-    `n_real` the number of real tokens per row (they sort before the padding of each round). Returns the output and
-    each query's natural-log log-sum-exp; a query with nothing to attend to (padding) gets 0 and -inf."""
-    seqlen = query.shape[-2]
-
-    def mask_mod(b, h, q_idx, kv_idx):
-        q_chunk, kv_chunk = q_idx // bucket_size, kv_idx // bucket_size
-        allowed = ((kv_chunk == q_chunk) | (kv_chunk == q_chunk - 1)) & (q_idx < n_real[b]) & (kv_idx < n_real[b])
-        if causal:
-            allowed = allowed & (positions[b, h, q_idx] >= positions[b, h, kv_idx])
-        return allowed
-
-    # Applied before the mask, so a token's own score is -5e4 only where the pair is otherwise allowed.
-    def score_mod(score, b, h, q_idx, kv_idx):
-        return torch.where(q_idx == kv_idx, TOKEN_SELF_ATTN_VALUE, score)
-
-    block_mask = BlockMask.from_kv_blocks(
-        kv_num_blocks, kv_indices, BLOCK_SIZE=FLEX_BLOCK_SIZE, mask_mod=mask_mod, seq_lengths=(seqlen, seqlen)
-    )
-    scale = query.shape[-1] ** -0.5
-    if AuxRequest is None:
-        return flex_attention(query, key, value, score_mod, block_mask, scale, return_lse=True)
-    out, aux = flex_attention(query, key, value, score_mod, block_mask, scale, return_aux=AuxRequest(lse=True))
-    return out, aux.lse
-
-
-# Why FlexAttention cannot run on a device type, the compiled kernels where it can, and which fallbacks were logged.
-_flex_unavailable = {}
-_compiled_flex_lsh_attention = {}
-_flex_backward_checked = set()
-_flex_fallbacks_logged = set()
-
-
-def log_eager_fallback(situation, reason):
-    """Say once per situation why the flex_attention backend runs the eager LSH attention."""
-    if situation not in _flex_fallbacks_logged:
-        _flex_fallbacks_logged.add(situation)
-        logger.warning(
-            f"attn_implementation='flex_attention' {situation}: {reason}. Running the eager LSH attention instead "
-            "(the same function, slower)."
+    def __init__(self, config: ReformerKoConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.token_type_embeddings = (
+            nn.Embedding(config.type_vocab_size, config.embedding_size) if config.type_vocab_size > 0 else None
         )
-
-
-def disable_flex_attention(device_type, reason):
-    """Run the eager LSH attention on `device_type` from now on."""
-    _flex_unavailable.setdefault(device_type, reason)
-    log_eager_fallback(f"cannot run on {device_type}", reason)
-
-
-def compiled_flex_lsh_attention(device_type):
-    """The compiled `flex_lsh_attention` for `device_type`, or None where FlexAttention cannot run."""
-    if device_type not in _flex_unavailable:
-        if flex_attention is None:
-            disable_flex_attention(device_type, f"this torch ({torch.__version__}) has no FlexAttention")
-        elif device_type != "cuda":
-            reason = "compiled FlexAttention there returns no log-sum-exp and has no backward"
-            disable_flex_attention(device_type, reason)
-        elif device_type not in _compiled_flex_lsh_attention:
-            _compiled_flex_lsh_attention[device_type] = torch.compile(flex_lsh_attention, fullgraph=True)
-    if device_type in _flex_unavailable:
-        return None
-    return _compiled_flex_lsh_attention[device_type]
-
-
-class FlexLSHAttention(PaddingSafeLSHAttention):
-    """`PaddingSafeLSHAttention` with the attention over the sorted rounds computed by compiled FlexAttention
-    (`attn_implementation="flex_attention"`): the same function, hashing, sorting and round combination; only the
-    chunked softmax is fused. Each chunk's keys are read in place rather than copied with the chunk before it,
-    and the scores are never materialised.
-
-    Where FlexAttention cannot run (a torch without it, a device other than CUDA, a kernel that fails to
-    compile), and for attention dropout in training (FlexAttention has none), it runs the eager attention instead.
-    Outputs at padding positions, which no real token reads, are 0 here rather than the eager average of values.
-    """
-
-    def attend_sorted(self, bq, bv, st, input_mask):
-        if self.training and self.dropout.p > 0:
-            log_eager_fallback("with lsh_dropout > 0 in training", "FlexAttention has no attention dropout")
-            return super().attend_sorted(bq, bv, st, input_mask)
-        kernel = compiled_flex_lsh_attention(bq.device.type)
-        if kernel is None:
-            return super().attend_sorted(bq, bv, st, input_mask)
-
-        batch_size, total, dim = bq.shape
-        seqlen = total // self.n_hashes
-        # Under autocast the values come out of a linear layer in the autocast dtype; rotary positions may have
-        # promoted the queries to fp32. The eager einsums cast both to the autocast dtype; so does this.
-        query = bq.reshape(batch_size, self.n_hashes, seqlen, dim)
-        key = F.normalize(query, p=2, dim=-1).to(bv.dtype)
-        query = query.to(bv.dtype)
-        value = bv.reshape(batch_size, self.n_hashes, seqlen, dim)
-        positions = st.reshape(batch_size, self.n_hashes, seqlen)
-        if input_mask is None:
-            n_real = torch.full((batch_size,), seqlen, device=bq.device)
+        if config.position_embedding_type == "absolute":
+            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
+        elif config.position_embedding_type == "axial":
+            self.position_embeddings = AxialPositionalEmbedding(config.embedding_size, config.axial_position_shape)
         else:
-            n_real = input_mask.sum(dim=-1)
-        args = (query, key, value, positions, n_real, *flex_block_structure(seqlen, self.bucket_size, bq.device))
-        try:
-            self.check_backward(kernel, args)
-            out, lse = kernel(*args, self.bucket_size, self.causal)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as error:  # e.g. a kernel that does not compile on this GPU: the same function, eagerly
-            disable_flex_attention(bq.device.type, f"FlexAttention failed ({type(error).__name__}: {error})")
-            return super().attend_sorted(bq, bv, st, input_mask)
-        # Padding queries attend to nothing: output 0, lse -inf. Any finite lse keeps their round weights finite.
-        lse = lse.masked_fill(lse == float("-inf"), 0.0)
-        return out.reshape(batch_size, total, dim), lse.reshape(batch_size, total)
+            self.position_embeddings = None
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def check_backward(self, kernel, args):
-        """Before the first use that needs gradients (per device, dtype and causality), run the kernel's backward on a
-        copy of the inputs: the backward kernel compiles lazily, and a failure inside `loss.backward()` could no
-        longer fall back to the eager attention."""
-        query, key, value = args[:3]
-        check = (query.device.type, query.dtype, self.causal)
-        if check in _flex_backward_checked or not torch.is_grad_enabled():
-            return
-        if not (query.requires_grad or key.requires_grad or value.requires_grad):
-            return
-        inputs = [tensor.detach().requires_grad_() for tensor in (query, key, value)]
-        out, lse = kernel(*inputs, *args[3:], self.bucket_size, self.causal)
-        torch.autograd.grad(out.float().sum() + lse.masked_fill(lse == float("-inf"), 0.0).sum(), inputs)
-        _flex_backward_checked.add(check)
+    def forward(self, input_ids, token_type_ids):
+        embeddings = self.word_embeddings(input_ids)
+        if self.token_type_embeddings is not None:
+            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
+        if isinstance(self.position_embeddings, nn.Embedding):
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            embeddings = embeddings + self.position_embeddings(positions)[None]
+        elif self.position_embeddings is not None:
+            embeddings = embeddings + self.position_embeddings(embeddings)
+        return self.dropout(embeddings)
 
 
-# Reversible layers -----------------------------------------------------------------------------------------------
-
-
-def autocast_states(device_type):
-    """The autocast settings in force for the CPU and `device_type`, to re-enter them later."""
-    device_types = ["cpu"] if device_type == "cpu" else ["cpu", device_type]
-    return [
-        dict(device_type=kind, enabled=torch.is_autocast_enabled(kind), dtype=torch.get_autocast_dtype(kind))
-        for kind in device_types
-    ]
-
-
-class _AutocastReversibleFunction(torch.autograd.Function):
-    """reformer-pytorch's `_ReversibleFunction`, with the backward pass run under the forward's autocast state
-    (as `torch.utils.checkpoint` does): the recomputed activations then match the forward's."""
-
-    @staticmethod
-    def forward(ctx, x, blocks, kwargs):
-        ctx.autocast_states = autocast_states(x.device.type)
-        for block in blocks:
-            x = block(x, **kwargs)
-        ctx.y = x.detach()
-        ctx.blocks = blocks
-        ctx.kwargs = kwargs
-        return x
-
-    @staticmethod
-    def backward(ctx, dy):
-        y = ctx.y
-        with contextlib.ExitStack() as stack:
-            for state in ctx.autocast_states:
-                stack.enter_context(torch.autocast(**state))
-            for block in ctx.blocks[::-1]:
-                # An eval-mode forward records no RNG state for the recomputation to replay (reformer-pytorch then
-                # fails on None); nothing is random in eval mode, so any state will do.
-                for function in (block.f, block.g):
-                    if function.cpu_state is None:
-                        function.record_rng(y)
-                y, dy = block.backward_pass(y, dy.to(y.dtype), **ctx.kwargs)
-        return dy, None, None
-
-
-class ReformerKoReversibleSequence(ReversibleSequence):
-    """reformer-pytorch's `ReversibleSequence` with an autocast-aware backward, per-layer hidden states, and layer
-    dropout that picks from the irreversible blocks on the irreversible path."""
-
-    def forward(self, x, output_hidden_states=False, **kwargs):
-        indices = list(range(len(self.blocks)))
-        if self.training and self.layer_dropout > 0:
-            keep = torch.empty(len(indices)).uniform_(0, 1) >= self.layer_dropout
-            indices = [index for index in indices if keep[index]] or indices[:1]
-        block_kwargs = {"f_args": kwargs, "g_args": {}}
-
-        # Hidden states are asked for rarely (analysis, feature extraction): take the irreversible path, which
-        # computes the same function and lets gradients reach every returned state.
-        if x.shape[1] > self.reverse_thres and not output_hidden_states:
-            if torch.is_grad_enabled():
-                kwargs["_bucket_cache"] = {}
-            blocks = [self.blocks[index] for index in indices]
-            return _AutocastReversibleFunction.apply(x, blocks, block_kwargs), ()
-
-        layer_states = []
-        for index in indices:
-            x = self.irrev_blocks[index](x, **block_kwargs)
-            layer_states.append(x)
-        return x, tuple(layer_states)
-
-
-# The backends of `config._attn_implementation`, as transformers names them: the same function, interchangeable
-# checkpoints.
-LSH_ATTENTION_CLASSES = {"eager": PaddingSafeLSHAttention, "flex_attention": FlexLSHAttention}
+# Encoder ---------------------------------------------------------------------------------------------------------
 
 
 class ReformerKoEncoder(Reformer):
@@ -477,37 +146,7 @@ def merge_reversible_halves(x):
     return torch.stack(x.chunk(2, dim=-1)).mean(dim=0)
 
 
-# Embeddings and heads' building blocks ---------------------------------------------------------------------------
-
-
-class ReformerKoEmbeddings(nn.Module):
-    """Token + segment (`token_type_ids`) + absolute or axial position embeddings (rotary positions are applied
-    inside the attention instead)."""
-
-    def __init__(self, config: ReformerKoConfig):
-        super().__init__()
-        self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
-        self.token_type_embeddings = (
-            nn.Embedding(config.type_vocab_size, config.embedding_size) if config.type_vocab_size > 0 else None
-        )
-        if config.position_embedding_type == "absolute":
-            self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.embedding_size)
-        elif config.position_embedding_type == "axial":
-            self.position_embeddings = AxialPositionalEmbedding(config.embedding_size, config.axial_position_shape)
-        else:
-            self.position_embeddings = None
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, input_ids, token_type_ids):
-        embeddings = self.word_embeddings(input_ids)
-        if self.token_type_embeddings is not None:
-            embeddings = embeddings + self.token_type_embeddings(token_type_ids)
-        if isinstance(self.position_embeddings, nn.Embedding):
-            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-            embeddings = embeddings + self.position_embeddings(positions)[None]
-        elif self.position_embeddings is not None:
-            embeddings = embeddings + self.position_embeddings(embeddings)
-        return self.dropout(embeddings)
+# Heads' building blocks ------------------------------------------------------------------------------------------
 
 
 class ReformerKoLMHead(nn.Module):
@@ -556,22 +195,10 @@ class ReformerKoClassificationHead(nn.Module):
 
 # Models ----------------------------------------------------------------------------------------------------------
 
-# Head parameters that a checkpoint of one head carries and another head does not use: ignored on load, so that
-# loading e.g. a masked-LM checkpoint into the QA head reports exactly the newly initialised keys.
-HEAD_PREFIXES = r"^(lm_head|discriminator_predictions|qa_outputs|classifier)\."
 
-# Written into every saved config, so that a checkpoint of any head loads into any other head with
-# `trust_remote_code=True` (e.g. a masked-LM checkpoint from the Hub into AutoModelForQuestionAnswering).
-AUTO_MAP = {
-    "AutoConfig": "configuration_reformer_ko.ReformerKoConfig",
-    "AutoModel": "modeling_reformer_ko.ReformerKoModel",
-    "AutoModelForMaskedLM": "modeling_reformer_ko.ReformerKoForMaskedLM",
-    "AutoModelForCausalLM": "modeling_reformer_ko.ReformerKoForCausalLM",
-    "AutoModelForPreTraining": "modeling_reformer_ko.ReformerKoForPreTraining",
-    "AutoModelForQuestionAnswering": "modeling_reformer_ko.ReformerKoForQuestionAnswering",
-    "AutoModelForSequenceClassification": "modeling_reformer_ko.ReformerKoForSequenceClassification",
-    "AutoModelForTokenClassification": "modeling_reformer_ko.ReformerKoForTokenClassification",
-}
+def saved_code_name(cls):
+    """`cls` as a saved config's `auto_map` names it: its file beside the weights (without `.py`), then the class."""
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
 
 
 class ReformerKoPreTrainedModel(PreTrainedModel):
@@ -589,7 +216,8 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
     _supports_flex_attn = True
     # forward takes no **kwargs; say so explicitly so the Trainer never scales the loss by `num_items_in_batch`.
     accepts_loss_kwargs = False
-    _keys_to_ignore_on_load_unexpected = [HEAD_PREFIXES]
+    # The head's modules beside the backbone (`base_model_prefix`): each head names its own.
+    head_modules = ()
 
     def finish(self, output: ModelOutput, return_dict):
         """The output as a `ModelOutput`, or as a tuple when `return_dict` (or the config's) is False."""
@@ -629,6 +257,10 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
                 first_name[id(parameter)] = name
         self._keys_to_ignore_on_save = set(aliases)
         self._keys_to_ignore_on_load_missing = [f"^{re.escape(name)}$" for name in aliases]
+        # A checkpoint of one head carries that head's parameters, which another head does not use: ignored on load,
+        # so that e.g. a masked-LM checkpoint loaded into the QA head reports exactly the newly initialised keys.
+        head_modules = sorted({name for head in HEADS.values() for name in head.head_modules})
+        self._keys_to_ignore_on_load_unexpected = [rf"^({'|'.join(head_modules)})\."]
         super().post_init()
 
     def _flex_attn_can_dispatch(self, is_init_check=False):
@@ -658,7 +290,11 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
             ) from error
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        self.config.auto_map = {**AUTO_MAP, **(getattr(self.config, "auto_map", None) or {})}
+        # Every head in the saved config, so that a checkpoint of any head loads into any other head with
+        # `trust_remote_code=True` (e.g. a masked-LM checkpoint from the Hub into AutoModelForQuestionAnswering).
+        auto_map = {"AutoConfig": saved_code_name(ReformerKoConfig)}
+        auto_map.update((auto_class, saved_code_name(head)) for auto_class, head in HEADS.items())
+        self.config.auto_map = {**auto_map, **(getattr(self.config, "auto_map", None) or {})}
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
@@ -769,6 +405,7 @@ class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
     """BERT-style masked language model (no next-sentence prediction); labels -100 are ignored. With
     `config.sparse_prediction`, the LM head runs only at the labelled positions when labels are given."""
 
+    head_modules = ("lm_head",)
     _tied_weights_keys = {"lm_head.decoder.weight": "reformer.embeddings.word_embeddings.weight"}
 
     def __init__(self, config: ReformerKoConfig):
@@ -824,6 +461,7 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
     inside. `generate()` recomputes the whole prefix at every step (no cache) and never runs past
     `max_position_embeddings`."""
 
+    head_modules = ("lm_head",)
     _tied_weights_keys = {"lm_head.decoder.weight": "reformer.embeddings.word_embeddings.weight"}
 
     def __init__(self, config: ReformerKoConfig):
@@ -885,6 +523,8 @@ class ReformerKoForPreTraining(ReformerKoPreTrainedModel):
     """ELECTRA discriminator (replaced-token detection), like `ElectraForPreTraining`: labels 1 = replaced,
     0 = original, -100 ignored; padding (attention_mask 0) is left out of the loss."""
 
+    head_modules = ("discriminator_predictions",)
+
     def __init__(self, config: ReformerKoConfig):
         super().__init__(config)
         self.reformer = ReformerKoModel(config)
@@ -917,6 +557,8 @@ class ReformerKoForPreTraining(ReformerKoPreTrainedModel):
 class ReformerKoForQuestionAnswering(ReformerKoPreTrainedModel):
     """Extractive QA (KorQuAD/SQuAD): start and end logits per token; positions outside the input are ignored
     in the loss, which is the mean of the start and end cross-entropies."""
+
+    head_modules = ("qa_outputs",)
 
     def __init__(self, config: ReformerKoConfig):
         super().__init__(config)
@@ -954,6 +596,8 @@ class ReformerKoForQuestionAnswering(ReformerKoPreTrainedModel):
 class ReformerKoForSequenceClassification(ReformerKoPreTrainedModel):
     """Sequence classification or regression from the `[CLS]` token; the loss follows `config.problem_type`
     (inferred from `num_labels` and the labels' dtype when unset), as in transformers."""
+
+    head_modules = ("classifier",)
 
     def __init__(self, config: ReformerKoConfig):
         super().__init__(config)
@@ -997,6 +641,8 @@ class ReformerKoForSequenceClassification(ReformerKoPreTrainedModel):
 class ReformerKoForTokenClassification(ReformerKoPreTrainedModel):
     """Per-token classification (e.g. named entities); labels -100 are ignored."""
 
+    head_modules = ("classifier",)
+
     def __init__(self, config: ReformerKoConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -1026,7 +672,20 @@ class ReformerKoForTokenClassification(ReformerKoPreTrainedModel):
         return self.finish(output, return_dict)
 
 
+# Every model under the transformers Auto class it registers with: `import reformer_ko` registers them,
+# `save_pretrained` names them all in the config's `auto_map`, and their `head_modules` are ignored on load.
+HEADS = {
+    "AutoModel": ReformerKoModel,
+    "AutoModelForMaskedLM": ReformerKoForMaskedLM,
+    "AutoModelForCausalLM": ReformerKoForCausalLM,
+    "AutoModelForPreTraining": ReformerKoForPreTraining,
+    "AutoModelForQuestionAnswering": ReformerKoForQuestionAnswering,
+    "AutoModelForSequenceClassification": ReformerKoForSequenceClassification,
+    "AutoModelForTokenClassification": ReformerKoForTokenClassification,
+}
+
 __all__ = [
+    "HEADS",
     "ReformerKoPreTrainedModel",
     "ReformerKoModel",
     "ReformerKoForMaskedLM",

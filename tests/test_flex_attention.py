@@ -15,11 +15,11 @@ import torch
 from tiny_models import tiny_config
 
 from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM, ReformerKoForMaskedLM
-from reformer_ko import modeling_reformer_ko as modeling
-from reformer_ko.modeling_reformer_ko import FlexLSHAttention, PaddingSafeLSHAttention
+from reformer_ko import lsh_attention
+from reformer_ko.lsh_attention import FlexBackend, FlexLSHAttention, PaddingSafeLSHAttention
 
 pytestmark = [
-    pytest.mark.skipif(modeling.flex_attention is None, reason="this torch has no FlexAttention"),
+    pytest.mark.skipif(lsh_attention.flex_attention is None, reason="this torch has no FlexAttention"),
     pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile"),
 ]
 
@@ -29,28 +29,25 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def fresh_backend_state(monkeypatch):
     """Each test starts as a new process would: nothing disabled, compiled, checked or logged yet."""
-    for name in ("_flex_unavailable", "_compiled_flex_lsh_attention"):
-        monkeypatch.setattr(modeling, name, {})
-    for name in ("_flex_backward_checked", "_flex_fallbacks_logged"):
-        monkeypatch.setattr(modeling, name, set())
+    monkeypatch.setattr(lsh_attention, "flex_backend", FlexBackend())
 
 
 @pytest.fixture
 def uncompiled_flex_on_cpu(monkeypatch):
     """Run the flex backend's arithmetic on CPU: FlexAttention's unfused forward instead of the compiled kernel."""
-    monkeypatch.setattr(modeling, "compiled_flex_lsh_attention", lambda device_type: modeling.flex_lsh_attention)
+    monkeypatch.setattr(lsh_attention.flex_backend, "kernel", lambda device_type: lsh_attention.flex_lsh_attention)
 
 
 @pytest.fixture
 def flex_on_cpu(uncompiled_flex_on_cpu):
     """As `uncompiled_flex_on_cpu`, and the test fails if the backend fell back to the eager attention."""
     yield
-    assert not modeling._flex_unavailable and not modeling._flex_fallbacks_logged
+    assert not lsh_attention.flex_backend.unavailable and not lsh_attention.flex_backend.fallbacks_logged
 
 
 @pytest.fixture
 def fallback_log():
-    """The warnings of the modeling module's logger, as a list of messages."""
+    """The warnings of the LSH attention module's logger, as a list of messages."""
 
     class Collect(logging.Handler):
         def __init__(self):
@@ -61,9 +58,9 @@ def fallback_log():
             self.messages.append(record.getMessage())
 
     handler = Collect()
-    modeling.logger.addHandler(handler)
+    lsh_attention.logger.addHandler(handler)
     yield handler.messages
-    modeling.logger.removeHandler(handler)
+    lsh_attention.logger.removeHandler(handler)
 
 
 def attention_pair(**kwargs):
@@ -140,10 +137,10 @@ def test_padding_outputs_are_zero_and_finite(flex_on_cpu):
 def test_block_mask_covers_every_allowed_pair_and_no_empty_tile(bucket_size):
     # FlexAttention's kernels skip the tiles the block mask leaves out; its unfused CPU path does not, so the
     # equality tests above cannot see a tile missing from the block mask.
-    tile = modeling.FLEX_BLOCK_SIZE
+    tile = lsh_attention.FLEX_BLOCK_SIZE
     for seqlen in (2 * bucket_size, 10 * bucket_size, 2 * tile + 4 * bucket_size):
         seqlen -= seqlen % (2 * bucket_size)
-        counts, indices = modeling.flex_block_structure(seqlen, bucket_size, "cpu")
+        counts, indices = lsh_attention.flex_block_structure(seqlen, bucket_size, "cpu")
         n_tiles = -(-seqlen // tile)
         marked = torch.zeros(n_tiles, n_tiles, dtype=torch.bool)
         for row in range(n_tiles):
@@ -164,11 +161,11 @@ def test_flex_log_sum_exp_is_the_natural_log():
     value = torch.randn(2, 3, 64, 16, generator=generator)
     positions = torch.arange(64).expand(2, 3, 64)
     n_real = torch.tensor([64, 64])
-    structure = modeling.flex_block_structure(64, 64, "cpu")
+    structure = lsh_attention.flex_block_structure(64, 64, "cpu")
     with torch.no_grad():
-        _, lse = modeling.flex_lsh_attention(query, key, value, positions, n_real, *structure, 64, False)
+        _, lse = lsh_attention.flex_lsh_attention(query, key, value, positions, n_real, *structure, 64, False)
     scores = query @ key.transpose(-1, -2) / 4.0
-    scores.diagonal(dim1=-2, dim2=-1).fill_(modeling.TOKEN_SELF_ATTN_VALUE)
+    scores.diagonal(dim1=-2, dim2=-1).fill_(lsh_attention.TOKEN_SELF_ATTN_VALUE)
     torch.testing.assert_close(lse, torch.logsumexp(scores, dim=-1), atol=1e-5, rtol=0)
 
 
@@ -178,7 +175,7 @@ def kernel_inputs(seed, length=256, batch=2, n_hashes=2):
     value = torch.randn(batch, n_hashes, length, 16, generator=generator)
     positions = torch.stack([torch.randperm(length, generator=generator) for _ in range(batch * n_hashes)])
     n_real = torch.tensor([length, length // 2, length // 3])[:batch]
-    structure = modeling.flex_block_structure(length, 16, "cpu")
+    structure = lsh_attention.flex_block_structure(length, 16, "cpu")
     key = torch.nn.functional.normalize(query, dim=-1)
     return query, key, value, positions.view(batch, n_hashes, length), n_real, *structure
 
@@ -193,11 +190,11 @@ def test_the_kernel_compiles_as_one_graph_that_new_values_reuse():
         return graph_module.forward
 
     torch._dynamo.reset()
-    kernel = torch.compile(modeling.flex_lsh_attention, backend=count_graphs, fullgraph=True)
+    kernel = torch.compile(lsh_attention.flex_lsh_attention, backend=count_graphs, fullgraph=True)
     with torch.no_grad():
         for seed in range(3):
             compiled = kernel(*kernel_inputs(seed), 16, True)
-            for ours, reference in zip(compiled, modeling.flex_lsh_attention(*kernel_inputs(seed), 16, True)):
+            for ours, reference in zip(compiled, lsh_attention.flex_lsh_attention(*kernel_inputs(seed), 16, True)):
                 assert torch.equal(ours, reference)
     assert len(graphs) == 1
 
@@ -306,7 +303,7 @@ def test_on_cpu_the_flex_backend_runs_eager_and_says_so_once(fallback_log):
 
 
 def test_a_torch_without_flex_attention_falls_back_to_eager(monkeypatch, fallback_log):
-    monkeypatch.setattr(modeling, "flex_attention", None)
+    monkeypatch.setattr(lsh_attention, "flex_attention", None)
     eager, flex = eager_and_flex_models()
     tokens = torch.randint(5, 120, (2, 100))
     for logits in forward_twice(flex, tokens):
@@ -318,7 +315,7 @@ def test_a_kernel_that_fails_to_compile_falls_back_to_eager(monkeypatch, fallbac
     def failing_kernel(*args):
         raise RuntimeError("no kernel for this GPU")
 
-    monkeypatch.setattr(modeling, "compiled_flex_lsh_attention", lambda device_type: failing_kernel)
+    monkeypatch.setattr(lsh_attention.flex_backend, "kernel", lambda device_type: failing_kernel)
     eager, flex = eager_and_flex_models()
     tokens = torch.randint(5, 120, (2, 100))
     for logits in forward_twice(flex, tokens):

@@ -6,25 +6,13 @@ import torch
 from reformer_ko import (
     ReformerKoForCausalLM,
     ReformerKoForMaskedLM,
-    ReformerKoForPreTraining,
-    ReformerKoForQuestionAnswering,
     ReformerKoForSequenceClassification,
-    ReformerKoForTokenClassification,
     ReformerKoModel,
 )
-from reformer_ko.modeling_reformer_ko import PaddingSafeLSHAttention
+from reformer_ko.lsh_attention import PaddingSafeLSHAttention
+from reformer_ko.modeling_reformer_ko import HEADS
 
 from tiny_models import tiny_config
-
-HEADS = [
-    ReformerKoModel,
-    ReformerKoForMaskedLM,
-    ReformerKoForCausalLM,
-    ReformerKoForPreTraining,
-    ReformerKoForQuestionAnswering,
-    ReformerKoForSequenceClassification,
-    ReformerKoForTokenClassification,
-]
 
 
 def first_output(output):
@@ -51,7 +39,7 @@ def alone_and_padded_in_a_batch(model, length=50, padded_length=200, seed=0):
     return alone[0], padded[0]
 
 
-@pytest.mark.parametrize("head", HEADS, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("head", list(HEADS.values()), ids=lambda cls: cls.__name__)
 @pytest.mark.parametrize("position_embedding_type", ["rotary", "axial", "absolute"])
 def test_padding_does_not_change_outputs(head, position_embedding_type):
     is_decoder = head is ReformerKoForCausalLM

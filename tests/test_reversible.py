@@ -6,7 +6,7 @@ from reformer_pytorch.reversible import _ReversibleFunction
 from tiny_models import tiny_config
 
 from reformer_ko import ReformerKoForMaskedLM
-from reformer_ko import modeling_reformer_ko
+from reformer_ko import reversible as reversible_module
 
 
 def reversible_and_irreversible(**overrides):
@@ -55,12 +55,12 @@ def test_reversible_backward_recomputes_under_the_forward_autocast():
     ours = gradients(reversible, tokens, torch.bfloat16)
     assert all(torch.isfinite(grad).all() for grad in ours.values())
     # reformer-pytorch's own backward recomputes in fp32 and drifts from the bf16 forward.
-    original = modeling_reformer_ko._AutocastReversibleFunction
-    modeling_reformer_ko._AutocastReversibleFunction = _ReversibleFunction
+    original = reversible_module._AutocastReversibleFunction
+    reversible_module._AutocastReversibleFunction = _ReversibleFunction
     try:
         upstream = gradients(reversible, tokens, torch.bfloat16)
     finally:
-        modeling_reformer_ko._AutocastReversibleFunction = original
+        reversible_module._AutocastReversibleFunction = original
     scale = max(grad.abs().max().item() for grad in reference.values())
     assert max_difference(ours, reference) < 1e-3 * scale
     assert max_difference(ours, reference) < max_difference(upstream, reference) / 4

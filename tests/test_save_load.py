@@ -4,43 +4,21 @@ import json
 import logging
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file
 from tiny_models import tiny_config
-from transformers import (
-    AutoModel,
-    AutoModelForCausalLM,
-    AutoModelForMaskedLM,
-    AutoModelForPreTraining,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-    BertConfig,
-    BertForMaskedLM,
-)
+from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, BertConfig, BertForMaskedLM
 from transformers.utils import logging as hf_logging
 
-from reformer_ko import (
-    ReformerKoForCausalLM,
-    ReformerKoForMaskedLM,
-    ReformerKoForPreTraining,
-    ReformerKoForQuestionAnswering,
-    ReformerKoForSequenceClassification,
-    ReformerKoForTokenClassification,
-    ReformerKoModel,
-)
+from reformer_ko import ReformerKoForCausalLM, ReformerKoForMaskedLM, ReformerKoPreTrainedModel
+from reformer_ko import modeling_reformer_ko as modeling
+from reformer_ko.modeling_reformer_ko import HEADS
 
-AUTO_CLASS_OF = {
-    ReformerKoModel: AutoModel,
-    ReformerKoForMaskedLM: AutoModelForMaskedLM,
-    ReformerKoForCausalLM: AutoModelForCausalLM,
-    ReformerKoForPreTraining: AutoModelForPreTraining,
-    ReformerKoForQuestionAnswering: AutoModelForQuestionAnswering,
-    ReformerKoForSequenceClassification: AutoModelForSequenceClassification,
-    ReformerKoForTokenClassification: AutoModelForTokenClassification,
-}
+AUTO_CLASS_OF = {head: getattr(transformers, auto_class_name) for auto_class_name, head in HEADS.items()}
 TOKENS = [[5, 17, 33, 8, 99, 42, 7], [6, 7, 8, 9, 10, 11, 12]]
 
 
@@ -90,7 +68,39 @@ def test_saved_directory_is_hub_ready(tmp_path):
     files = {path.name for path in tmp_path.iterdir()}
     assert {"config.json", "model.safetensors", "modeling_reformer_ko.py", "configuration_reformer_ko.py"} <= files
     auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert set(auto_map) == {"AutoConfig"} | {auto.__name__ for auto in AUTO_CLASS_OF.values()}
+    assert auto_map == {"AutoConfig": "configuration_reformer_ko.ReformerKoConfig"} | {
+        auto_class_name: f"modeling_reformer_ko.{head.__name__}" for auto_class_name, head in HEADS.items()
+    }
+
+
+def test_saved_directory_holds_the_modules_the_model_code_imports_beside_it(tmp_path):
+    saved(ReformerKoForMaskedLM, tmp_path)
+    for name in ("lsh_attention.py", "reversible.py"):
+        assert (tmp_path / name).read_text() == (Path(modeling.__file__).parent / name).read_text()
+
+
+def test_every_model_class_is_registered_under_an_auto_class():
+    model_classes = {
+        value
+        for value in vars(modeling).values()
+        if isinstance(value, type) and issubclass(value, ReformerKoPreTrainedModel)
+    }
+    assert model_classes - {ReformerKoPreTrainedModel} == set(HEADS.values())
+    for auto_class_name, head in HEADS.items():
+        assert getattr(transformers, auto_class_name).from_config(tiny_config(is_decoder=True)).__class__ is head
+
+
+def modules_beside_the_backbone(model):
+    """The top-level modules with parameters or buffers outside `model.base_model` (none for the base model)."""
+    if model.base_model is model:
+        return set()
+    return {name.split(".")[0] for name in model.state_dict()} - {model.base_model_prefix}
+
+
+@pytest.mark.parametrize("head", list(HEADS.values()), ids=lambda cls: cls.__name__)
+def test_each_head_names_the_modules_it_adds_to_the_backbone(head):
+    model = head(tiny_config(is_decoder=head is ReformerKoForCausalLM))
+    assert set(head.head_modules) == modules_beside_the_backbone(model)
 
 
 REMOTE_LOAD = """
@@ -100,19 +110,22 @@ import transformers
 outputs = []
 for auto_name, directory in json.loads(sys.argv[1]):
     auto_class = getattr(transformers, auto_name)
-    model = auto_class.from_pretrained(directory, trust_remote_code={trust}).eval()
+    model = auto_class.from_pretrained(directory, trust_remote_code={trust}, **json.loads(sys.argv[2])).eval()
     assert model.__class__.__module__.startswith("transformers_modules"), model.__class__.__module__
+    attention = {{type(module) for module in model.modules() if type(module).__name__.endswith("LSHAttention")}}
+    assert all(cls.__module__.startswith("transformers_modules") for cls in attention), attention
     with torch.no_grad():
-        outputs.append(model(torch.tensor({tokens}))[0].tolist())
+        output = model(torch.tensor({tokens}))[0].tolist()
+    outputs.append(dict(output=output, attention=sorted(cls.__name__ for cls in attention)))
 print(json.dumps(outputs))
 """
 
 
-def load_in_fresh_process(checkpoints, trust_remote_code=True):
+def load_in_fresh_process(checkpoints, trust_remote_code=True, **load_kwargs):
     """Load (auto class, directory) pairs in a Python process where reformer_ko cannot be imported."""
     code = REMOTE_LOAD.format(trust=trust_remote_code, tokens=TOKENS)
     pairs = json.dumps([(auto_class.__name__, str(directory)) for auto_class, directory in checkpoints])
-    return subprocess.run([sys.executable, "-c", code, pairs], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-c", code, pairs, json.dumps(load_kwargs)], capture_output=True, text=True)
 
 
 def test_every_head_loads_as_remote_code_without_the_package(tmp_path):
@@ -124,8 +137,19 @@ def test_every_head_loads_as_remote_code_without_the_package(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     remote_outputs = json.loads(result.stdout.strip().splitlines()[-1])
     for model, remote in zip(models, remote_outputs):
+        assert remote["attention"] == ["PaddingSafeLSHAttention"]
         # another process may pick other CPU kernels: equal up to float32 rounding
-        torch.testing.assert_close(torch.tensor(remote), first_output(model), atol=1e-5, rtol=0)
+        torch.testing.assert_close(torch.tensor(remote["output"]), first_output(model), atol=1e-5, rtol=0)
+
+
+def test_remote_code_runs_the_flex_attention_backend_falling_back_to_eager_on_cpu(tmp_path):
+    model = saved(ReformerKoForMaskedLM, tmp_path)
+    result = load_in_fresh_process([(AutoModelForMaskedLM, tmp_path)], attn_implementation="flex_attention")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "cannot run on cpu" in result.stderr
+    (remote,) = json.loads(result.stdout.strip().splitlines()[-1])
+    assert remote["attention"] == ["FlexLSHAttention"]
+    torch.testing.assert_close(torch.tensor(remote["output"]), first_output(model), atol=1e-5, rtol=0)
 
 
 def test_remote_code_is_refused_without_trust_remote_code(tmp_path):
@@ -154,10 +178,16 @@ def test_masked_lm_checkpoint_loads_into_the_qa_head(tmp_path, hf_warnings):
     assert "reformer.encoder" not in hf_warnings.text
 
 
-def test_discriminator_checkpoint_loads_into_the_qa_head(tmp_path):
-    saved(ReformerKoForPreTraining, tmp_path)
-    _, info = AutoModelForQuestionAnswering.from_pretrained(tmp_path, output_loading_info=True)
-    assert set(info["missing_keys"]) == {"qa_outputs.weight", "qa_outputs.bias"}
+@pytest.mark.parametrize("source", list(HEADS.values()), ids=lambda cls: cls.__name__)
+def test_a_checkpoint_of_any_head_loads_into_any_other_reporting_exactly_the_new_head_keys(source, tmp_path):
+    torch.manual_seed(0)
+    source(tiny_config(is_decoder=True)).save_pretrained(tmp_path)  # causal, so that the causal LM head loads it
+    stored = set(load_file(tmp_path / "model.safetensors"))
+    for target in HEADS.values():
+        model, info = target.from_pretrained(tmp_path, output_loading_info=True)
+        head_keys = {name for name in model.state_dict() if name.split(".")[0] in target.head_modules}
+        assert set(info["missing_keys"]) == head_keys - stored - set(model.all_tied_weights_keys), target.__name__
+        assert not info["unexpected_keys"], target.__name__
 
 
 def test_another_model_type_is_refused(tmp_path):

@@ -1,0 +1,76 @@
+"""The reversible layer stack: reformer-pytorch's `ReversibleSequence` with a backward pass that re-enters the
+forward's autocast state (under bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32)
+and with each layer's output on the irreversible path.
+
+A sibling of the modeling file that travels with it to the Hub as remote code: it imports installed packages only.
+"""
+
+import contextlib
+
+import torch
+from reformer_pytorch.reversible import ReversibleSequence
+
+
+def autocast_states(device_type):
+    """The autocast settings in force for the CPU and `device_type`, to re-enter them later."""
+    device_types = ["cpu"] if device_type == "cpu" else ["cpu", device_type]
+    return [
+        dict(device_type=kind, enabled=torch.is_autocast_enabled(kind), dtype=torch.get_autocast_dtype(kind))
+        for kind in device_types
+    ]
+
+
+class _AutocastReversibleFunction(torch.autograd.Function):
+    """reformer-pytorch's `_ReversibleFunction`, with the backward pass run under the forward's autocast state
+    (as `torch.utils.checkpoint` does): the recomputed activations then match the forward's."""
+
+    @staticmethod
+    def forward(ctx, x, blocks, kwargs):
+        ctx.autocast_states = autocast_states(x.device.type)
+        for block in blocks:
+            x = block(x, **kwargs)
+        ctx.y = x.detach()
+        ctx.blocks = blocks
+        ctx.kwargs = kwargs
+        return x
+
+    @staticmethod
+    def backward(ctx, dy):
+        y = ctx.y
+        with contextlib.ExitStack() as stack:
+            for state in ctx.autocast_states:
+                stack.enter_context(torch.autocast(**state))
+            for block in ctx.blocks[::-1]:
+                # An eval-mode forward records no RNG state for the recomputation to replay (reformer-pytorch then
+                # fails on None); nothing is random in eval mode, so any state will do.
+                for function in (block.f, block.g):
+                    if function.cpu_state is None:
+                        function.record_rng(y)
+                y, dy = block.backward_pass(y, dy.to(y.dtype), **ctx.kwargs)
+        return dy, None, None
+
+
+class ReformerKoReversibleSequence(ReversibleSequence):
+    """reformer-pytorch's `ReversibleSequence` with an autocast-aware backward, per-layer hidden states, and layer
+    dropout that picks from the irreversible blocks on the irreversible path."""
+
+    def forward(self, x, output_hidden_states=False, **kwargs):
+        indices = list(range(len(self.blocks)))
+        if self.training and self.layer_dropout > 0:
+            keep = torch.empty(len(indices)).uniform_(0, 1) >= self.layer_dropout
+            indices = [index for index in indices if keep[index]] or indices[:1]
+        block_kwargs = {"f_args": kwargs, "g_args": {}}
+
+        # Hidden states are asked for rarely (analysis, feature extraction): take the irreversible path, which
+        # computes the same function and lets gradients reach every returned state.
+        if x.shape[1] > self.reverse_thres and not output_hidden_states:
+            if torch.is_grad_enabled():
+                kwargs["_bucket_cache"] = {}
+            blocks = [self.blocks[index] for index in indices]
+            return _AutocastReversibleFunction.apply(x, blocks, block_kwargs), ()
+
+        layer_states = []
+        for index in indices:
+            x = self.irrev_blocks[index](x, **block_kwargs)
+            layer_states.append(x)
+        return x, tuple(layer_states)
