@@ -2,21 +2,25 @@
 
 The pipeline is BERT's (`BertWordPieceTokenizer` semantics: clean text, split CJK ideographs, cased, no
 accent stripping, `##` continuation pieces) behind an NFC normalizer, so that decomposed (NFD) Hangul
-gets the same ids as composed Hangul.
+gets the same ids as composed Hangul. Training is deterministic (`reformer_ko.wordpiece_trainer`), and a
+tokenizer is tied to the models trained with it by `vocabulary_fingerprint` and `check_tokenizer_matches`.
 """
 
+import argparse
+import hashlib
 import json
 import os
 import shutil
 import sys
-import tempfile
+import uuid
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .data.corpus import ENCODING_ERRORS, CorpusError, corpus_files, read_documents
+from .data.corpus import ENCODING_ERRORS, corpus_files, read_documents
+from .wordpiece_trainer import count_words, train_wordpiece_vocabulary
 
 # In this order their ids are 0..4; models rely on [PAD] being 0.
 SPECIAL_TOKENS = {
@@ -28,12 +32,31 @@ SPECIAL_TOKENS = {
 }
 CONTINUATION_PREFIX = "##"
 MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
+# What a tokenizer directory may hold: the files saved here and those of other transformers tokenizers. Saving
+# replaces all of them as a set, so none of an earlier tokenizer is left beside the new one.
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+        "added_tokens.json",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer.model",
+        "spiece.model",
+        "sentencepiece.bpe.model",
+        "chat_template.jinja",
+        "chat_template.json",
+    }
+)
 
 
-def _wordpiece_pipeline() -> Tokenizer:
-    """An untrained `tokenizers.Tokenizer` with the normalizer, pre-tokenizer and decoder of our WordPiece."""
+def _wordpiece_pipeline(vocabulary=None) -> Tokenizer:
+    """A `tokenizers.Tokenizer` with the normalizer, pre-tokenizer and decoder of our WordPiece, over `vocabulary`
+    (token -> id; empty when None)."""
     backend = Tokenizer(
-        models.WordPiece(unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX)
+        models.WordPiece(vocabulary, unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX)
     )
     backend.normalizer = normalizers.Sequence(
         [
@@ -57,28 +80,32 @@ def train_tokenizer(
     min_frequency=2,
     model_max_length=5120,
     encoding_errors="strict",
+    overwrite=False,
     show_progress=False,
 ) -> PreTrainedTokenizerFast:
     """Train a WordPiece vocabulary on corpus files, directories or globs, save it to `output_dir`, return it.
 
+    The same corpus and options give byte-identical files, in any process (`reformer_ko.wordpiece_trainer`).
     `model_max_length` is stored with the tokenizer as the longest sequence a model may be given; set it
-    to the model's number of positions.
+    to the model's number of positions. `output_dir` is checked before training (see `save_tokenizer`).
     """
-    if vocab_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size={vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
-    if limit_alphabet < 1:
-        raise ValueError(f"limit_alphabet={limit_alphabet} must be at least 1")
+    _check_training_options(vocab_size, limit_alphabet, min_frequency, model_max_length)
+    _check_output_dir(Path(output_dir), overwrite)
     files = corpus_files(corpus)
-    backend = _wordpiece_pipeline()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size,
-        min_frequency=min_frequency,
-        limit_alphabet=limit_alphabet,
-        special_tokens=list(SPECIAL_TOKENS.values()),
-        continuing_subword_prefix=CONTINUATION_PREFIX,
-        show_progress=show_progress,
-    )
-    backend.train_from_iterator(_documents_with_progress(files, encoding_errors, show_progress), trainer=trainer)
+    documents = _documents_with_progress(files, encoding_errors, show_progress)
+    word_counts = count_words((sentence for document in documents for sentence in document), _wordpiece_pipeline())
+    with tqdm(total=vocab_size, unit="token", desc="Training WordPiece", disable=not show_progress) as progress:
+        vocabulary = train_wordpiece_vocabulary(
+            word_counts,
+            vocab_size=vocab_size,
+            special_tokens=SPECIAL_TOKENS.values(),
+            limit_alphabet=limit_alphabet,
+            min_frequency=min_frequency,
+            continuing_subword_prefix=CONTINUATION_PREFIX,
+            progress=progress,
+        )
+    backend = _wordpiece_pipeline({token: index for index, token in enumerate(vocabulary)})
+    backend.add_special_tokens(list(SPECIAL_TOKENS.values()))
     cls_token, sep_token = SPECIAL_TOKENS["cls_token"], SPECIAL_TOKENS["sep_token"]
     backend.post_processor = processors.TemplateProcessing(
         single=f"{cls_token}:0 $A:0 {sep_token}:0",
@@ -92,19 +119,36 @@ def train_tokenizer(
         model_input_names=MODEL_INPUT_NAMES,
         **SPECIAL_TOKENS,
     )
-    save_tokenizer(tokenizer, output_dir)
+    save_tokenizer(tokenizer, output_dir, overwrite=overwrite)
     return tokenizer
 
 
-def save_tokenizer(tokenizer, output_dir) -> None:
+def _check_training_options(vocab_size, limit_alphabet, min_frequency, model_max_length):
+    if vocab_size <= len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size={vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
+    for name, value, minimum in (
+        ("limit_alphabet", limit_alphabet, 1),
+        ("min_frequency", min_frequency, 0),
+        ("model_max_length", model_max_length, 1),
+    ):
+        if value < minimum:
+            raise ValueError(f"{name}={value} must be at least {minimum}")
+
+
+def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
     """Save `tokenizer.json`, `tokenizer_config.json`, `special_tokens_map.json` and a BERT `vocab.txt`.
 
-    Files are written to a temporary directory first and moved into place, so an interrupted save never
-    leaves a truncated file behind.
+    `output_dir` is new, or holds only tokenizer files (`TOKENIZER_FILES`): the files are written to a directory
+    beside it that then takes its place, so the old tokenizer is replaced whole, none of its files stays, and
+    an interrupted save leaves the old one untouched. A directory holding other files (a model's) is refused
+    unless `overwrite=True`, which keeps those files and replaces the tokenizer files one by one.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tokenizer-", dir=output_dir))
+    others = _check_output_dir(output_dir, overwrite)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # A name of our own rather than `tempfile.mkdtemp`, whose 0700 mode the directory would keep.
+    staging = output_dir.parent / f".{output_dir.name}.saving-{uuid.uuid4().hex[:12]}"
+    staging.mkdir()
     try:
         tokenizer.save_pretrained(staging)
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
@@ -113,10 +157,55 @@ def save_tokenizer(tokenizer, output_dir) -> None:
         (staging / "special_tokens_map.json").write_text(
             json.dumps(special_tokens_map, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
-        for path in staging.iterdir():
-            os.replace(path, output_dir / path.name)
+        if others:
+            _replace_files(staging, output_dir)
+        else:
+            _replace_directory(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool) -> list[str]:
+    """The names of the entries of `output_dir` that are not tokenizer files; raises where it cannot be saved to."""
+    existing = next((path for path in (output_dir, *output_dir.parents) if path.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise NotADirectoryError(
+            f"{existing} is a file, but a tokenizer is saved as a directory: give a directory path for the output"
+        )
+    if existing != output_dir:
+        return []
+    others = sorted(path.name for path in output_dir.iterdir() if path.name not in TOKENIZER_FILES)
+    if others and not overwrite:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise FileExistsError(
+            f"{output_dir} holds files that are not a tokenizer's ({shown}): give a new or tokenizer-only "
+            "directory, or pass --overwrite (overwrite=True) to replace only its tokenizer files"
+        )
+    return others
+
+
+def _replace_directory(staging: Path, output_dir: Path) -> None:
+    """Put `staging` in the place of `output_dir`; on failure, the old directory is back where it was."""
+    if not output_dir.exists():
+        os.rename(staging, output_dir)
+        return
+    retired = output_dir.parent / f".{output_dir.name}.replaced-{uuid.uuid4().hex[:12]}"
+    os.rename(output_dir, retired)
+    try:
+        os.rename(staging, output_dir)
+    except BaseException:
+        os.rename(retired, output_dir)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _replace_files(staging: Path, output_dir: Path) -> None:
+    """Move the files of `staging` into `output_dir` and delete the tokenizer files they do not replace."""
+    saved = {path.name for path in staging.iterdir()}
+    for name in saved:
+        os.replace(staging / name, output_dir / name)
+    for name in sorted(TOKENIZER_FILES - saved):
+        (output_dir / name).unlink(missing_ok=True)
 
 
 def load_tokenizer(directory) -> PreTrainedTokenizerFast:
@@ -154,22 +243,84 @@ def _documents_with_progress(files, encoding_errors, show_progress):
             progress.update(done + path.stat().st_size - progress.n)
 
 
+def vocabulary_fingerprint(tokenizer) -> str:
+    """`sha256:` and the digest of the tokenizer's tokens with their ids and of its special tokens.
+
+    Two tokenizers have the same fingerprint exactly when they give every token the same id and name the same
+    special tokens; a model records the fingerprint of its tokenizer in `config.vocab_fingerprint`.
+    """
+    content = {
+        "vocabulary": sorted((index, token) for token, index in tokenizer.get_vocab().items()),
+        "special_tokens": {name: str(token) for name, token in tokenizer.special_tokens_map.items()},
+    }
+    encoded = json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return "sha256:" + hashlib.sha256(encoded).hexdigest()
+
+
+def check_tokenizer_matches(config, tokenizer) -> None:
+    """Raise a one-line `ValueError` unless `tokenizer` is the one the model of `config` was trained with.
+
+    The rule: when the config records a `vocab_fingerprint` (models trained by reformer-ko do), the tokenizer's
+    `vocabulary_fingerprint` must equal it. Without one (older checkpoints, models from elsewhere) the tokenizer
+    must have exactly `config.vocab_size` tokens: a larger one has ids without embeddings, and a smaller one is
+    another vocabulary, not a part of this one.
+    """
+    tokenizer_name = tokenizer.name_or_path or type(tokenizer).__name__
+    model_name = getattr(config, "_name_or_path", "") or "the model"
+    expected = getattr(config, "vocab_fingerprint", None)
+    if expected is None:
+        if len(tokenizer) != config.vocab_size:
+            raise ValueError(
+                f"the tokenizer {tokenizer_name} has {len(tokenizer)} tokens but {model_name} has "
+                f"vocab_size={config.vocab_size} (and records no vocab_fingerprint): pass the tokenizer the model "
+                "was trained with, or a model with vocab_size equal to this tokenizer's size"
+            )
+        return
+    actual = vocabulary_fingerprint(tokenizer)
+    if actual != expected:
+        raise ValueError(
+            f"the tokenizer {tokenizer_name} (vocabulary {_short(actual)}) is not the one {model_name} was trained "
+            f"with (vocab_fingerprint {_short(expected)}): its ids mean other tokens; pass the tokenizer saved with "
+            "the model (its directory)"
+        )
+
+
+def _short(fingerprint: str) -> str:
+    return fingerprint[: len("sha256:") + 12]
+
+
 def add_train_tokenizer_arguments(parser):
     """Arguments of `reformer-ko train-tokenizer`; returns its handler."""
     parser.description = "Train a WordPiece tokenizer on a corpus and save it as a transformers tokenizer directory."
     parser.add_argument(
         "--corpus", nargs="+", required=True, metavar="PATH", help="corpus files, directories or glob patterns"
     )
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory to save the tokenizer in")
-    parser.add_argument("--vocab-size", type=int, default=22000, help="vocabulary size (default: %(default)s)")
     parser.add_argument(
-        "--limit-alphabet", type=int, default=6000, help="most distinct characters kept (default: %(default)s)"
+        "--output", required=True, metavar="DIR", help="directory to save the tokenizer in (new, or a tokenizer's)"
     )
     parser.add_argument(
-        "--min-frequency", type=int, default=2, help="fewest occurrences of a merged piece (default: %(default)s)"
+        "--vocab-size",
+        type=_integer_at_least(len(SPECIAL_TOKENS) + 1),
+        default=22000,
+        help="vocabulary size (default: %(default)s)",
     )
     parser.add_argument(
-        "--model-max-length", type=int, default=5120, help="longest sequence a model takes (default: %(default)s)"
+        "--limit-alphabet",
+        type=_integer_at_least(1),
+        default=6000,
+        help="most distinct characters kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-frequency",
+        type=_integer_at_least(0),
+        default=2,
+        help="fewest occurrences of a merged piece (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--model-max-length",
+        type=_integer_at_least(1),
+        default=5120,
+        help="longest sequence a model takes (default: %(default)s)",
     )
     parser.add_argument(
         "--encoding-errors",
@@ -177,7 +328,27 @@ def add_train_tokenizer_arguments(parser):
         default="strict",
         help="on invalid UTF-8: stop, or read it as U+FFFD",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="save into a directory that holds other files too (a model's), replacing only its tokenizer files",
+    )
     return _train_tokenizer_command
+
+
+def _integer_at_least(minimum):
+    """An argparse type: an integer not below `minimum`."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def _train_tokenizer_command(args) -> int:
@@ -190,9 +361,12 @@ def _train_tokenizer_command(args) -> int:
             min_frequency=args.min_frequency,
             model_max_length=args.model_max_length,
             encoding_errors=args.encoding_errors,
+            overwrite=args.overwrite,
             show_progress=True,
         )
-    except (FileNotFoundError, CorpusError, ValueError) as error:
+    # Missing or unreadable paths, an output that cannot be written, a corpus that is not the corpus format
+    # (`CorpusError` is a `ValueError`): the user's to fix, so one line instead of a traceback.
+    except (OSError, ValueError) as error:
         print(f"reformer-ko train-tokenizer: error: {error}", file=sys.stderr)
         return 1
     print(f"Saved a WordPiece tokenizer of {len(tokenizer)} tokens to {args.output}")
