@@ -1,5 +1,5 @@
-"""Where one training step's time goes: torch.profiler over a few steps of one train_step.py case, by part of the
-model and by operator (on a GPU: by kernel).
+"""Where one training step's time goes: torch.profiler over a few steps of one case (an implementation of
+benchmarks/models.py at a length and batch), by part of the model and by operator (on a GPU: by kernel).
 
     python benchmarks/profile_step.py --impl reformer-ko --task mlm --seq-len 2048 --batch 1
     python benchmarks/profile_step.py --device cuda --impl reformer-ko-flex --task mlm --seq-len 4096 --batch 4
@@ -8,12 +8,12 @@ The parts are profiler ranges around reformer-pytorch's modules (reformer-ko sub
 cover both): the LSH attention function (hash, sort, attend, unsort, combine), the rest of the attention layer
 (projections, head split/merge), the feed-forward, and each reversible block's backward (which recomputes that
 block's forward). Forward ranges also run inside that recomputation; the backward kernels of the embeddings, the
-LM head and the loss fall under "rest". Writes profile_<impl>_<task>_<seq_len>x<batch>.json and a markdown table
-next to it, in --out.
+LM head and the loss fall under "rest". Writes profile_<impl>_<task>_<seq_len>x<batch>_<device>.json and a Markdown
+table next to it, in --out.
 """
 
 import argparse
-import json
+import importlib
 import sys
 from pathlib import Path
 
@@ -21,8 +21,13 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile, record_function
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_step  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.models import IMPLEMENTATIONS  # noqa: E402
+from benchmarks.reports import write_json  # noqa: E402
+from benchmarks.timing import add_case_arguments, case_runner, finish_case_arguments  # noqa: E402
 
 # Profiler range name -> (module of reformer-pytorch, class, method): every instance of the class or a subclass.
 PARTS = {
@@ -43,8 +48,6 @@ def in_range(label, method):
 
 def add_part_ranges(model):
     """Wrap each PARTS method of the model's modules (as instance attributes) in a profiler range."""
-    import importlib
-
     for label, (module_name, class_name, method_name) in PARTS.items():
         cls = getattr(importlib.import_module(module_name), class_name)
         for module in model.modules():
@@ -53,13 +56,13 @@ def add_part_ranges(model):
 
 
 def profile_case(args):
-    trainer = train_step.case_trainer(args.impl, args.task, args.seq_len, args.batch, args.device, args.dtype)
-    add_part_ranges(trainer.model)
+    runner = case_runner(args.impl, args.task, args.seq_len, args.batch, args.device, args.dtype)
+    add_part_ranges(runner.model)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device == "cuda" else [])
     for _ in range(args.warmup):
-        trainer.step()
+        runner.step()
     with profile(activities=activities) as profiler:
-        step_s = [trainer.step() for _ in range(args.steps)]
+        step_s = [runner.step().wall_s for _ in range(args.steps)]
     on_device = args.device == "cuda"
     events = profiler.key_averages()
 
@@ -125,11 +128,11 @@ def markdown(result):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--impl", choices=list(train_step.IMPLEMENTATIONS), default="reformer-ko")
-    train_step.add_case_arguments(parser, seq_len=2048)
+    parser.add_argument("--impl", choices=list(IMPLEMENTATIONS), default="reformer-ko")
+    add_case_arguments(parser, seq_len=2048)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=25, help="operators listed")
-    return train_step.finish_case_arguments(parser.parse_args(argv))
+    return finish_case_arguments(parser.parse_args(argv))
 
 
 def main(argv=None):
@@ -138,7 +141,7 @@ def main(argv=None):
     result = profile_case(args)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"profile_{args.impl}_{args.task}_{args.seq_len}x{args.batch}_{args.device}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    write_json(stem.with_suffix(".json"), result)
     report = markdown(result)
     stem.with_suffix(".md").write_text(report)
     print(report)
