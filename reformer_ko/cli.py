@@ -8,6 +8,7 @@ import importlib
 COMMANDS = {
     "demo": "reformer_ko.demo:add_demo_arguments",
     "evaluate-korquad": "reformer_ko.korquad.metric:add_evaluate_arguments",
+    "prepare-corpus": "reformer_ko.data.prepare:add_prepare_corpus_arguments",
     "train-tokenizer": "reformer_ko.tokenization:add_train_tokenizer_arguments",
 }
 
