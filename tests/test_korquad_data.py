@@ -54,10 +54,30 @@ def test_invalid_examples_can_be_skipped_and_counted(caplog):
     del dataset["data"][2]["paragraphs"][0]["qas"][3]["question"]
     rows, problems = korquad_examples(dataset, skip_invalid=True)
     assert len(rows) == N_QUESTIONS - 2 and len(problems) == 2
-    assert "sejong-1-1" in problems[0] and "'question' must be a non-empty string" in problems[1]
+    assert "sejong-1-1" in problems[0] and "'question' must be a string with a visible character" in problems[1]
     with caplog.at_level(logging.WARNING):
         assert len(load_korquad(dataset, skip_invalid=True)) == N_QUESTIONS - 2
     assert f"Skipped 2 invalid example(s) of {N_QUESTIONS}" in caplog.text
+
+
+@pytest.mark.parametrize("blank", ["", " \u3000", "\ufeff", "\u200b\n"], ids=["empty", "spaces", "bom", "zero-width"])
+def test_a_question_or_answer_of_invisible_characters_is_invalid(blank):
+    dataset = korquad_fixture()
+    qas = dataset["data"][0]["paragraphs"][0]["qas"]
+    qas[0]["question"] = blank
+    qas[1]["answers"][0]["text"] = blank
+    _, problems = korquad_examples(dataset, skip_invalid=True)
+    assert len(problems) == 2
+    assert "'question' must be a string with a visible character" in problems[0]
+    assert "answer 0: 'text' must be a string with a visible character" in problems[1]
+
+
+def test_blank_lines_of_a_jsonl_file_are_skipped(tmp_path):
+    rows = load_korquad(korquad_fixture()).to_list()
+    path = tmp_path / "rows.jsonl"
+    lines = [json.dumps(row, ensure_ascii=False) for row in rows[:2]]
+    path.write_text(f"{lines[0]}\n\u3000\n\ufeff\u200b\n{lines[1]}\n", encoding="utf-8")
+    assert load_korquad(path).to_list() == rows[:2]
 
 
 def test_duplicate_ids_are_an_error_naming_the_first_occurrence():

@@ -1,4 +1,5 @@
 import json
+import unicodedata
 
 import numpy as np
 import pytest
@@ -13,11 +14,13 @@ from korquad_fixtures import (
 from reformer_ko.korquad import (
     evaluate_korquad,
     load_korquad,
+    nbest_answers,
     postprocess_qa_predictions,
     prepare_eval_features,
     prepare_train_features,
     truncate_questions,
 )
+from reformer_ko.tokenization import train_tokenizer
 
 # Small enough that the fixture's paragraphs need several windows.
 SMALL = {"max_seq_length": 64, "doc_stride": 16, "max_query_length": 12}
@@ -287,6 +290,83 @@ def test_features_without_offsets_are_an_error_saying_how_to_fix(examples, sylla
     logits = np.zeros((len(train["input_ids"]), 64))
     with pytest.raises(ValueError, match=r"lack the columns \['example_id', 'offset_mapping'\]: build them with"):
         postprocess_qa_predictions(examples, train, (logits, logits))
+
+
+def decomposed(examples, composed_after=None):
+    """The examples with questions, contexts and answers in NFD (contexts only up to `composed_after`
+    characters when given: mixed NFD/NFC), `answer_start` moved to the same answers."""
+    rows = []
+    for row in examples:
+        context, cut = row["context"], len(row["context"]) if composed_after is None else composed_after
+
+        def position(index):
+            return len(unicodedata.normalize("NFD", context[: min(index, cut)])) + max(0, index - cut)
+
+        new_context = unicodedata.normalize("NFD", context[:cut]) + context[cut:]
+        answers = zip(row["answers"]["answer_start"], row["answers"]["text"])
+        spans = [(position(start), position(start + len(text))) for start, text in answers]
+        answers = {"text": [new_context[start:end] for start, end in spans], "answer_start": [s for s, _ in spans]}
+        rows.append({**row, "question": unicodedata.normalize("NFD", row["question"]), "context": new_context, "answers": answers})
+    return load_korquad(rows)
+
+
+@pytest.fixture(scope="module", params=[None, 60], ids=["nfd", "mixed"])
+def decomposed_examples(request, examples):
+    changed = decomposed(examples, request.param)
+    assert all(row["context"] != original for row, original in zip(changed, examples["context"]))
+    return changed
+
+
+def test_decomposed_text_gets_the_windows_and_labels_of_composed_text(examples, decomposed_examples, syllable_tokenizer):
+    composed = prepare_train_features(examples[:], syllable_tokenizer, **SMALL)
+    assert prepare_train_features(decomposed_examples[:], syllable_tokenizer, **SMALL) == composed
+
+
+@pytest.fixture(scope="module")
+def normalizing_tokenizer(tmp_path_factory):
+    """reformer-ko's own tokenizer, whose NFC normaliser gives decomposed text composed ids but offsets that
+    cover only each syllable's first jamo."""
+    directory = tmp_path_factory.mktemp("normalizing")
+    corpus = directory / "corpus.txt"
+    corpus.write_text("\n".join(fixture_texts()) + "\n", encoding="utf-8")
+    return train_tokenizer(corpus, directory / "tokenizer", vocab_size=300)
+
+
+@pytest.fixture(params=["syllable", "normalizing"])
+def any_tokenizer(request, syllable_tokenizer, normalizing_tokenizer):
+    return {"syllable": syllable_tokenizer, "normalizing": normalizing_tokenizer}[request.param]
+
+
+def test_context_offsets_of_decomposed_text_cover_whole_syllables(decomposed_examples, any_tokenizer):
+    features = prepare_eval_features(decomposed_examples[:], any_tokenizer, **SMALL)
+    for input_ids, offsets, example_id in zip(features["input_ids"], features["offset_mapping"], features["example_id"]):
+        context = decomposed_examples[decomposed_examples["id"].index(example_id)]["context"]
+        for token, offset in zip(any_tokenizer.convert_ids_to_tokens(input_ids), offsets):
+            if offset is not None and token != "[UNK]":
+                assert unicodedata.normalize("NFC", context[offset[0] : offset[1]]) == token.removeprefix("##")
+
+
+def test_answers_in_decomposed_text_are_the_composed_answers_in_the_users_characters(
+    examples, decomposed_examples, any_tokenizer
+):
+    rng = np.random.default_rng(0)
+    evaluation = prepare_eval_features(examples[:], any_tokenizer, **SMALL)
+    logits = tuple(rng.normal(size=(2, len(evaluation["input_ids"]), 64)))
+    composed = postprocess_qa_predictions(examples, evaluation, logits)
+    features = prepare_eval_features(decomposed_examples[:], any_tokenizer, **SMALL)
+    assert features["input_ids"] == evaluation["input_ids"]
+    answers = nbest_answers(decomposed_examples, features, logits, n_best_size=1)
+    for row in decomposed_examples:
+        best = answers[row["id"]][0]
+        assert row["context"][best["answer_start"] :].startswith(best["text"])
+        assert unicodedata.normalize("NFC", best["text"]) == composed[row["id"]]
+
+
+def test_gold_label_logits_give_back_the_gold_answers_of_decomposed_text(decomposed_examples, syllable_tokenizer):
+    train, evaluation = windows(decomposed_examples, syllable_tokenizer, **SMALL)
+    predictions = postprocess_qa_predictions(decomposed_examples, evaluation, gold_logits(train))
+    assert predictions == {row["id"]: row["answers"]["text"][0] for row in decomposed_examples}
+    assert evaluate_korquad(decomposed_examples, predictions) == {"exact_match": 100.0, "f1": 100.0}
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 import argparse
 import json
 import logging
+import unicodedata
 
 import pytest
 
@@ -52,6 +53,14 @@ def test_exact_match_ignores_brackets_case_and_punctuation():
     assert exact_match_score("《훈민정음》", "훈민정음")
     assert exact_match_score("Seoul.", "seoul")
     assert not exact_match_score("훈민정음", "훈민정음을")
+
+
+def test_characters_are_compared_as_written_as_the_official_script_does():
+    # No Unicode normalisation: answers are cut from the context as given, in the gold answers' own characters.
+    decomposed = unicodedata.normalize("NFD", "1443년")
+    assert exact_match_score(decomposed, decomposed)
+    assert not exact_match_score(decomposed, "1443년")
+    assert f1_score(decomposed, "1443년") == pytest.approx(2 * (4 / 7) * (4 / 5) / (4 / 7 + 4 / 5))
 
 
 def test_spacing_breaks_exact_match_but_not_f1():

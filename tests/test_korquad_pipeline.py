@@ -1,6 +1,7 @@
 """Answering questions with a fine-tuned checkpoint outside the script, and the whole KorQuAD dev set end to end."""
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,21 @@ def test_the_question_answering_pipeline_gives_the_scripts_answers(fine_tuned):
         assert answer["answer"] == script_answers[example["id"]]
         assert example["context"][answer["start"] : answer["end"]] == answer["answer"]
         assert 0 < answer["score"] <= 1
+
+
+@pytest.mark.parametrize("composed_after", [None, 40], ids=["nfd", "mixed"])
+def test_the_pipeline_answers_decomposed_text_in_the_users_characters(fine_tuned, composed_after):
+    output_dir, examples = fine_tuned
+    question_answerer = pipeline("question-answering", model=str(output_dir), tokenizer=str(output_dir))
+    for example in examples.select(range(3)):
+        composed = question_answerer(question=example["question"], context=example["context"], **LENGTHS)
+        cut = len(example["context"]) if composed_after is None else composed_after
+        context = unicodedata.normalize("NFD", example["context"][:cut]) + example["context"][cut:]
+        question = unicodedata.normalize("NFD", example["question"])
+        answer = question_answerer(question=question, context=context, **LENGTHS)
+        assert context[answer["start"] : answer["end"]] == answer["answer"]
+        assert unicodedata.normalize("NFC", answer["answer"]) == composed["answer"]
+        assert answer["score"] == pytest.approx(composed["score"])
 
 
 def test_the_question_answering_pipeline_returns_the_top_k(fine_tuned):

@@ -9,6 +9,8 @@ from typing import Any, Iterator
 
 import datasets
 
+from reformer_ko.data.text import is_blank
+
 logger = logging.getLogger(__name__)
 
 # transformers' run_qa.py column names, so its preprocessing conventions carry over unchanged.
@@ -48,7 +50,7 @@ def read_json_file(path: str | os.PathLike) -> Any:
     if path.endswith(".jsonl"):
         values = []
         for line_number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
+            if not is_blank(line):
                 values.append(_parse_json(line, f"{path}, line {line_number}"))
         return values
     return _parse_json(text, path)
@@ -131,8 +133,8 @@ def answer_texts(answers: Any) -> list[str] | None:
 def _example_or_problem(record: dict) -> tuple[dict | None, str | None]:
     """The record as a `KORQUAD_FEATURES` row, or what is wrong with it."""
     for key in ("id", "question", "context"):
-        if not isinstance(record.get(key), str) or (key != "context" and not record[key].strip()):
-            return None, f"'{key}' must be a non-empty string, found {record.get(key)!r}"
+        if not isinstance(record.get(key), str) or (key != "context" and is_blank(record[key])):
+            return None, f"'{key}' must be a string with a visible character, found {record.get(key)!r}"
     answers = record.get("answers")
     if isinstance(answers, list):
         if not all(isinstance(answer, dict) for answer in answers):
@@ -149,8 +151,8 @@ def _example_or_problem(record: dict) -> tuple[dict | None, str | None]:
         return None, "no answers (KorQuAD v1.0 has at least one answer per question)"
     context = record["context"]
     for number, (text, start) in enumerate(zip(texts, starts)):
-        if not isinstance(text, str) or not text:
-            return None, f"answer {number}: 'text' must be a non-empty string, found {text!r}"
+        if not isinstance(text, str) or is_blank(text):
+            return None, f"answer {number}: 'text' must be a string with a visible character, found {text!r}"
         if not isinstance(start, int) or isinstance(start, bool):
             return None, f"answer {number}: 'answer_start' must be an integer, found {start!r}"
         if start < 0 or context[start : start + len(text)] != text:

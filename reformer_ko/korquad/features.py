@@ -3,9 +3,15 @@
 Both functions take a batch of examples (columns `id`, `context`, `question`, `answers`) and are meant for
 `Dataset.map(..., batched=True, remove_columns=...)`. A long context becomes several windows that overlap by
 `doc_stride` tokens (the tokenizer's `stride`, as in run_qa.py), so one example may give several features.
+
+The model reads questions and contexts in NFC; offsets of context tokens are spans of the context as given
+(`reformer_ko.data.text.to_nfc`), so labels from `answer_start` and answers cut by post-processing refer to the
+user's own characters, decomposed (NFD) Hangul included.
 """
 
 import bisect
+
+from reformer_ko.data.text import strip_invisible, to_nfc
 
 # [CLS] question [SEP] context [SEP]
 _SPECIAL_TOKENS_IN_PAIR = 3
@@ -26,12 +32,12 @@ def _check_lengths(tokenizer, max_seq_length: int, doc_stride: int, max_query_le
 
 
 def truncate_questions(questions: list[str], tokenizer, max_query_length: int) -> list[str]:
-    """Each question stripped and cut after its `max_query_length`-th token, as text.
+    """Each question in NFC, stripped and cut after its `max_query_length`-th token, as text.
 
     Cutting the text rather than the ids keeps the pair a plain fast-tokenizer encoding with true offsets.
     WordPiece matches greedily from the left, so the kept prefix tokenizes to the same tokens.
     """
-    questions = [question.strip() for question in questions]
+    questions = [strip_invisible(to_nfc(question).text) for question in questions]
     encodings = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
     return [
         question[: offsets[max_query_length - 1][1]] if len(offsets) > max_query_length else question
@@ -40,10 +46,12 @@ def truncate_questions(questions: list[str], tokenizer, max_query_length: int) -
 
 
 def _encode_windows(examples, tokenizer, max_seq_length, doc_stride, max_query_length, padding):
+    """The windows of the NFC question and context pairs; context token offsets index the contexts as given."""
     _check_lengths(tokenizer, max_seq_length, doc_stride, max_query_length)
-    return tokenizer(
+    contexts = [to_nfc(context) for context in examples["context"]]
+    encoded = tokenizer(
         truncate_questions(examples["question"], tokenizer, max_query_length),
-        examples["context"],
+        [context.text for context in contexts],
         truncation="only_second",
         max_length=max_seq_length,
         stride=doc_stride,
@@ -53,6 +61,14 @@ def _encode_windows(examples, tokenizer, max_seq_length, doc_stride, max_query_l
         return_attention_mask=True,
         padding=padding,
     )
+    for window, offsets in enumerate(encoded["offset_mapping"]):
+        context = contexts[encoded["overflow_to_sample_mapping"][window]]
+        if context.starts is not None:
+            encoded["offset_mapping"][window] = [
+                context.original_span(*offset) if sequence_id == 1 else offset
+                for offset, sequence_id in zip(offsets, encoded.sequence_ids(window))
+            ]
+    return encoded
 
 
 def _context_token_range(sequence_ids: list) -> tuple[int, int]:

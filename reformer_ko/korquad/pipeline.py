@@ -17,7 +17,8 @@ TASK = "question-answering"
 
 class QuestionAnsweringPipeline(Pipeline):
     """Answer `question` from `context`: `{"answer", "score", "start", "end"}` (character offsets into the
-    context), or a list of the `top_k` best when `top_k > 1`.
+    context), or a list of the `top_k` best when `top_k > 1`. The model reads the text in NFC; the answer is
+    `context[start:end]`, in the caller's own characters (decomposed Hangul stays decomposed).
 
     Options: `max_seq_length` (384, capped at the model's `max_position_embeddings`), `doc_stride` (128),
     `max_query_length` (64), `max_answer_length` (30 tokens), `top_k` (1).

@@ -61,6 +61,9 @@ def postprocess_qa_predictions(
 ) -> dict[str, str]:
     """Answer text per example id: the best span over all windows of the example, cut from its context.
 
+    Feature offsets index the contexts as given (the model read them in NFC), so every answer is a substring of
+    its context in the user's own characters, decomposed (NFD) Hangul included.
+
     `examples` has columns `id` and `context`; `features` (from `prepare_eval_features`) `example_id` and
     `offset_mapping`; `predictions` is `(start_logits, end_logits)`, one row per feature (rows may be
     padded, e.g. with -100 by the `Trainer`). An example with no valid span gets "". With `output_dir`,
