@@ -80,6 +80,26 @@ def test_documents_are_separated_by_blank_lines(tmp_path):
     assert documents["sentences"] == [["첫 문서의 첫 문장.", "둘째 문장."], ["둘째 문서."], ["셋째 문서."]]
 
 
+def test_lines_of_invisible_characters_separate_documents_and_sentences_lose_them(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text(
+        "첫 문서.\u200b\n\u3000\n\ufeff둘째 문서.\n\u200b\ufeff \n셋째\u00a0문서.\u2028\n", encoding="utf-8"
+    )
+    expected = [["첫 문서."], ["둘째 문서."], ["셋째\u00a0문서."]]
+    assert list(read_documents(path)) == expected
+    assert load_corpus(path, cache_dir=tmp_path / "cache")["sentences"] == expected
+
+
+def test_a_big_file_is_cut_into_shards_after_lines_of_invisible_characters(tmp_path):
+    documents = [[sentence(f"w{index}", 3)] for index in range(40)]
+    path = tmp_path / "big.txt"
+    path.write_text("\n\u3000\n".join(document[0] for document in documents) + "\n", encoding="utf-8")
+    shards = corpus_module._file_shards(path, 100)
+    assert len(shards) > 2
+    read = [list(corpus_module._read_shard(str(path), start, end, "strict")) for _, start, end, *_ in shards]
+    assert [document for shard in read for document in shard] == documents
+
+
 def test_fixture_corpus_has_six_documents(tmp_path):
     documents = load_corpus(KOREAN_CORPUS, cache_dir=tmp_path)
     assert isinstance(documents, datasets.Dataset)
@@ -179,13 +199,24 @@ def test_a_directory_without_text_files_is_named(tmp_path):
         load_corpus(tmp_path, cache_dir=tmp_path)
 
 
-@pytest.mark.parametrize("content", ["", "\n\n \n"], ids=["empty", "blank-lines"])
+WITHOUT_SENTENCES = {
+    "empty": "",
+    "blank-lines": "\n\n \n",
+    "unicode-spaces": "\u3000\n\u00a0\u2003\n\u2028\n",
+    "only-a-bom": "\ufeff",
+    "zero-width-and-control": "\ufeff\n\u200b\u200d\n\x00\x1f\r\n",
+}
+
+
+@pytest.mark.parametrize("content", WITHOUT_SENTENCES.values(), ids=WITHOUT_SENTENCES.keys())
 def test_a_file_without_sentences_is_named(tmp_path, content):
     path = tmp_path / "empty.txt"
     path.write_text(content, encoding="utf-8")
     with pytest.raises(CorpusError, match="empty.txt: no sentences"):
         load_corpus([KOREAN_CORPUS, path], cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists()
+    with pytest.raises(CorpusError, match="empty.txt: no sentences"):
+        next(read_documents(path))
 
 
 @pytest.mark.parametrize("num_proc", [None, 2])

@@ -15,6 +15,8 @@ from pathlib import Path
 import datasets
 from datasets.exceptions import DatasetGenerationError
 
+from .text import is_blank, strip_invisible
+
 DOCUMENT_FEATURES = datasets.Features({"sentences": datasets.List(datasets.Value("string"))})
 MLM_BLOCK_FEATURES = datasets.Features(
     {
@@ -256,9 +258,13 @@ def _check_encoding_errors(encoding_errors):
 
 
 def _check_has_sentences(path):
-    with open(path, "rb") as file:
-        if not any(line.strip() for line in file):
-            raise CorpusError(f"{path}: no sentences (the file is empty or holds only blank lines)")
+    # Invalid UTF-8 reads as U+FFFD here, a visible character: the reader reports it where it is.
+    with open(path, encoding="utf-8", errors="replace") as file:
+        if all(is_blank(line) for line in file):
+            raise CorpusError(
+                f"{path}: no sentences (the file is empty or its lines hold only spaces, byte-order marks, "
+                "zero-width or control characters); give a file with one sentence per line"
+            )
 
 
 def _file_shards(path, shard_bytes):
@@ -271,7 +277,7 @@ def _file_shards(path, shard_bytes):
             file.seek(target)
             file.readline()
             for line in iter(file.readline, b""):
-                if not line.strip():
+                if is_blank(line.decode("utf-8", errors="replace")):
                     break
             boundary = file.tell()
             if boundary >= stat.st_size:
@@ -305,10 +311,8 @@ def _read_shard(path, start, end, encoding_errors):
                     f"{path}:{_line_number(path, byte)}: invalid UTF-8 at byte offset {byte} "
                     "(pass encoding_errors='replace' to read it as U+FFFD)"
                 ) from None
-            if offset == 0:
-                line = line.removeprefix("\ufeff")
             offset += len(raw)
-            sentence = line.strip()
+            sentence = strip_invisible(line)
             if sentence:
                 document.append(sentence)
             elif document:
