@@ -11,17 +11,22 @@ load. Rust-side tokenizer threads are off (TOKENIZERS_PARALLELISM=false) unless 
 import argparse
 import math
 import os
-import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import datasets
 
-from reformer_ko.data import load_corpus, pack_mlm_blocks, read_documents
-from reformer_ko.tokenization import load_tokenizer, train_tokenizer
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kowiki" / "kowiki_sample.sent.txt"
+from benchmarks.machine import cpu_model, load_average  # noqa: E402
+from reformer_ko.data import load_corpus, pack_mlm_blocks, read_documents  # noqa: E402
+from reformer_ko.tokenization import load_tokenizer, train_tokenizer  # noqa: E402
+
+DEFAULT_CORPUS = REPO / ".." / "shared" / "data" / "kowiki" / "kowiki_sample.sent.txt"
 RAW_BATCH_SIZE = 1000
 
 
@@ -91,12 +96,13 @@ def main():
 
     raw = min(raw_seconds)
     fill, ceiling, padded_fill = fill_rates(lengths, document_tokens, args.max_seq_length)
+    load = load_average()
     print(
         f"\ncorpus: {args.corpus.name}, {megabytes:.2f} MB, {len(documents)} documents, {len(sentences)} sentences, "
         f"{sum(document_tokens)} tokens; vocabulary {len(tokenizer)}; "
-        f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}; "
+        f"{os.cpu_count()} CPUs, {cpu_model()}; "
         f"TOKENIZERS_PARALLELISM={os.environ['TOKENIZERS_PARALLELISM']}; best of {args.repeats}; "
-        f"load average at the end {os.getloadavg()[0]:.1f}\n"
+        f"load average at the end {'unknown' if load is None else f'{load:.1f}'}\n"
     )
     print("| step | workers | seconds | of which load_corpus | MB/s of text | × raw tokenization |")
     print("|---|---|---|---|---|---|")

@@ -27,7 +27,6 @@ Writes gpu_flex_check.json to --out (default: $OUT, else benchmarks/results) and
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,9 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import transformers
 from reformer_pytorch.reformer_pytorch import LSHAttention
 
+from benchmarks.machine import machine_and_versions
+from benchmarks.reports import write_json
+from benchmarks.timing import RESULTS, TimeBudget, synchronize
 from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM, ReformerKoForMaskedLM
 from reformer_ko import lsh_attention
 from reformer_ko.lsh_attention import FlexLSHAttention, PaddingSafeLSHAttention
@@ -75,24 +76,6 @@ def dense_lsh_attention(query, key, value, positions, n_real, kv_num_blocks, kv_
     lse = torch.logsumexp(scores, dim=-1)
     weights = torch.exp(scores - lse.masked_fill(lse == float("-inf"), 0.0)[..., None])
     return (weights.to(value.dtype) @ value), lse
-
-
-class Clock:
-    """Wall-clock budget: sections after it is spent are recorded as skipped."""
-
-    def __init__(self, budget):
-        self.start, self.budget = time.perf_counter(), budget
-
-    def elapsed(self):
-        return time.perf_counter() - self.start
-
-    def spent(self):
-        return self.elapsed() > self.budget
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def flex_fell_back():
@@ -289,15 +272,14 @@ def model_check(plan, device, head):
 
 
 def environment(device):
+    """The machine and versions (benchmarks/machine.py), FlexAttention's tile size and, on a GPU, triton's version."""
     info = dict(
-        python=platform.python_version(),
-        torch=torch.__version__,
-        transformers=transformers.__version__,
+        machine_and_versions(device.type, torch.get_num_threads()),
         device=str(device),
         flex_block_size=lsh_attention.FLEX_BLOCK_SIZE,
     )
     if device.type == "cuda":
-        info.update(gpu=torch.cuda.get_device_name(), capability=list(torch.cuda.get_device_capability()))
+        info["capability"] = list(torch.cuda.get_device_capability())
         try:
             import triton
 
@@ -311,10 +293,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="CPU, tiny sizes, dense stand-in for the kernels")
     parser.add_argument("--time-budget", type=float, default=170.0, help="seconds; later sections are skipped")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or REPO / "benchmarks" / "results"))
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or RESULTS))
     args = parser.parse_args()
 
-    clock = Clock(args.time_budget)
+    clock = TimeBudget(args.time_budget)
     if args.dry_run:
         device, plan = torch.device("cpu"), PLANS["dry-run"]
         lsh_attention.flex_backend.kernel = lambda device_type: dense_lsh_attention
@@ -361,7 +343,7 @@ def main():
     report["passed"] = report["passed"] and not any(row.get("fell_back") for row in timings)
     report["elapsed_s"] = clock.elapsed()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu_flex_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.out / "gpu_flex_check.json", report)
 
     print(f"\n{'check':<34} fp32 out    fp32 grad_qk fp32 grad_v  {'bf16 rel (out/qk/v)':<26} passed")
     for check in equality:

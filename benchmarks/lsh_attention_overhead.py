@@ -14,12 +14,18 @@ which other processes' load inflates far less than wall time; on a GPU it is wal
 import argparse
 import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.profiling import profile_difference, profile_operators  # noqa: E402
+from benchmarks.reports import profile_difference_table, spread_cell  # noqa: E402
+from benchmarks.timing import alternate, ratio_spread, timed  # noqa: E402
 
 
 def build(args):
@@ -42,31 +48,11 @@ def build(args):
 
 
 def call(module, inputs, device):
-    """One forward + backward; seconds of CPU time (on CPU) or wall time (on a GPU)."""
+    """One forward + backward: its `StepTime`."""
     qk, v, grad, rotary = inputs
-    clock = time.perf_counter if device == "cuda" else time.process_time
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = clock()
-    out = module(qk, v, pos_emb=rotary)[0]
-    out.backward(grad)
-    if device == "cuda":
-        torch.cuda.synchronize()
+    _, took = timed(lambda: module(qk, v, pos_emb=rotary)[0].backward(grad), device)
     qk.grad = v.grad = None
-    return clock() - start
-
-
-def profile(module, inputs, device, calls):
-    """Self time per operator, ms per call."""
-    from torch.profiler import ProfilerActivity
-    from torch.profiler import profile as torch_profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
-    with torch_profile(activities=activities) as profiler:
-        for _ in range(calls):
-            call(module, inputs, device)
-    key = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
-    return {event.key: (getattr(event, key) / 1000 / calls, event.count / calls) for event in profiler.key_averages()}
+    return took
 
 
 def main(argv=None):
@@ -85,35 +71,24 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
 
     modules, inputs = build(args)
-    names = list(modules)
-    for name in names:
-        for _ in range(2):
-            call(modules[name], inputs, args.device)
-    times = {name: [] for name in names}
-    for round_index in range(args.rounds):
-        for name in names[round_index % 2 :] + names[: round_index % 2]:
-            times[name].append(call(modules[name], inputs, args.device))
-
-    ratios = sorted(ours / theirs for ours, theirs in zip(times["reformer-ko"], times["reformer-pytorch"], strict=True))
-    quartiles = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+    steps = {name: partial(call, module, inputs, args.device) for name, module in modules.items()}
+    wall, cpu = alternate(steps, warmup=2, rounds=args.rounds)
+    times = cpu if args.device == "cpu" else wall
+    ratios = ratio_spread(times["reformer-ko"], times["reformer-pytorch"])
     clock = "wall" if args.device == "cuda" else "CPU"
     print(
         f"{'causal' if args.causal else 'bidirectional'}, {args.batch} x {args.seq_len} x {args.dim}, "
         f"{args.hashes} hashes, forward + backward, {clock} ms: "
         + ", ".join(f"{name} {1000 * statistics.median(values):.2f}" for name, values in times.items())
     )
-    print(
-        f"reformer-ko / reformer-pytorch: median {statistics.median(ratios):.3f} "
-        f"(IQR {quartiles[0]:.3f}–{quartiles[2]:.3f}; range {ratios[0]:.3f}–{ratios[-1]:.3f}; {args.rounds} rounds)"
-    )
+    print(f"reformer-ko / reformer-pytorch, median (IQR; range) of {args.rounds} rounds: {spread_cell(ratios)}")
     if args.profile:
-        ours, theirs = (profile(modules[name], inputs, args.device, max(args.rounds // 2, 1)) for name in names[::-1])
-        rows = sorted(set(ours) | set(theirs), key=lambda op: -abs(ours.get(op, (0, 0))[0] - theirs.get(op, (0, 0))[0]))
-        print("\n| operator | reformer-ko ms | reformer-pytorch ms | difference | calls (ko / rp) |")
-        print("|---|---:|---:|---:|---:|")
-        for op in rows[:12]:
-            (a, calls_a), (b, calls_b) = ours.get(op, (0, 0)), theirs.get(op, (0, 0))
-            print(f"| {op} | {a:.2f} | {b:.2f} | {a - b:+.2f} | {calls_a:.0f} / {calls_b:.0f} |")
+        calls = max(args.rounds // 2, 1)
+        ours, theirs = (
+            profile_operators(steps[name], calls, args.device) for name in ("reformer-ko", "reformer-pytorch")
+        )
+        difference = profile_difference(ours, theirs, top=12)
+        print("\n" + profile_difference_table(difference, "reformer-ko", "reformer-pytorch"))
     return times
 
 
