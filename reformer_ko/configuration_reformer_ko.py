@@ -82,6 +82,10 @@ class ReformerKoConfig(PreTrainedConfig):
             only at the labelled positions (labels != -100), as transformers' ModernBERT does: the same loss for a
             fraction of the head's work (15% at the usual masking rate); `logits` then have shape
             (number of labelled tokens, vocab_size), in the order of `labels[labels != -100]`.
+        vocab_fingerprint (`str`, *optional*): `reformer_ko.tokenization.vocabulary_fingerprint` of the tokenizer the
+            model was trained with, recorded by reformer-ko's training scripts. `check_tokenizer_matches` compares it
+            with the tokenizer a script is given; when it is None (older checkpoints, models from elsewhere) the
+            tokenizer must have exactly `vocab_size` tokens instead.
         num_labels / problem_type / classifier_dropout: as in transformers, for the classification heads.
     """
 
@@ -120,6 +124,7 @@ class ReformerKoConfig(PreTrainedConfig):
         tie_word_embeddings=True,
         is_decoder=False,
         sparse_prediction=False,
+        vocab_fingerprint=None,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -158,6 +163,7 @@ class ReformerKoConfig(PreTrainedConfig):
         self.tie_word_embeddings = tie_word_embeddings
         self.is_decoder = is_decoder
         self.sparse_prediction = sparse_prediction
+        self.vocab_fingerprint = vocab_fingerprint
         super().__init__(**kwargs)
         self._validate()
 

@@ -232,15 +232,14 @@ def load_tokenizer(directory) -> PreTrainedTokenizerFast:
 
 def _documents_with_progress(files, encoding_errors, show_progress):
     """The corpus documents for training, with a progress bar over the bytes read."""
+    documents = read_documents(files, encoding_errors=encoding_errors)
     total = sum(path.stat().st_size for path in files)
     with tqdm(total=total, unit="B", unit_scale=True, desc="Reading corpus", disable=not show_progress) as progress:
-        for path in files:
-            done = progress.n
-            for document in read_documents([path], encoding_errors=encoding_errors):
-                if show_progress:
-                    progress.update(sum(len(sentence.encode("utf-8")) + 1 for sentence in document))
-                yield document
-            progress.update(done + path.stat().st_size - progress.n)
+        for document in documents:
+            if show_progress:
+                progress.update(sum(len(sentence.encode("utf-8")) + 1 for sentence in document))
+            yield document
+        progress.update(total - progress.n)
 
 
 def vocabulary_fingerprint(tokenizer) -> str:

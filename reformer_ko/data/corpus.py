@@ -25,6 +25,7 @@ MLM_BLOCK_FEATURES = datasets.Features(
         "attention_mask": datasets.List(datasets.Value("int8")),
     }
 )
+DOCUMENT_IDS_FEATURES = datasets.Features({"input_ids": datasets.List(datasets.Value("int32"))})
 CAUSAL_BLOCK_FEATURES = datasets.Features(
     {
         "input_ids": datasets.List(datasets.Value("int32")),
@@ -74,13 +75,15 @@ def corpus_files(paths) -> list[Path]:
 
 
 def read_documents(paths, *, encoding_errors="strict"):
-    """Yield the documents of a corpus, each a list of sentences, reading one line at a time."""
+    """An iterator over the documents of a corpus, each a list of sentences, reading one line at a time.
+
+    Every file is checked for sentences when this is called, before any document is read.
+    """
     _check_encoding_errors(encoding_errors)
     files = corpus_files(paths)
     for path in files:
         _check_has_sentences(path)
-    for path in files:
-        yield from _read_shard(str(path), 0, path.stat().st_size, encoding_errors)
+    return (document for path in files for document in _read_shard(str(path), 0, path.stat().st_size, encoding_errors))
 
 
 def load_corpus(paths, *, streaming=False, num_proc=None, cache_dir=None, encoding_errors="strict"):
@@ -145,13 +148,20 @@ def pack_causal_blocks(documents, tokenizer, block_size=5120, *, num_proc=None, 
 
     As in transformers' `run_clm.py`, the stream is cut per batch of `batch_size` documents and the last
     partial block of each batch is dropped, so every block is exactly `block_size` tokens long. Rows have
-    `input_ids` and `attention_mask`; the causal-LM collator adds the labels.
+    `input_ids` and `attention_mask`; the causal-LM collator adds the labels. `num_proc` workers tokenize the
+    documents; the batches are then cut in one process, so that they are the documents `[k * batch_size,
+    (k + 1) * batch_size)` and the blocks the same for any `num_proc` and when streamed (`datasets` would give
+    each worker a share of the documents and cut batches at the shares' edges).
     """
     _check_length("block_size", block_size, tokenizer, model_max_length, minimum=1)
     _check_special_tokens(tokenizer, ("sep_token",))
-    fn_kwargs = {"tokenizer": tokenizer, "end_of_document_id": tokenizer.sep_token_id, "block_size": block_size}
+    fn_kwargs = {"tokenizer": tokenizer, "end_of_document_id": tokenizer.sep_token_id}
+    document_ids = _map_documents(
+        documents, _document_ids, fn_kwargs, DOCUMENT_IDS_FEATURES, num_proc, batch_size, "Tokenizing documents"
+    )
     return _map_documents(
-        documents, _causal_blocks, fn_kwargs, CAUSAL_BLOCK_FEATURES, num_proc, batch_size, "Packing causal-LM blocks"
+        document_ids, _causal_blocks, {"block_size": block_size}, CAUSAL_BLOCK_FEATURES, None, batch_size,
+        "Cutting causal-LM blocks",
     )
 
 
@@ -159,7 +169,7 @@ def _map_documents(documents, function, fn_kwargs, features, num_proc, batch_siz
     options = {
         "batched": True,
         "batch_size": batch_size,
-        "remove_columns": ["sentences"],
+        "remove_columns": list(documents.features),
         "features": features,
         "fn_kwargs": fn_kwargs,
     }
@@ -203,13 +213,18 @@ def _pack_sentences(sentences, capacity):
         yield block
 
 
-def _causal_blocks(batch, tokenizer, end_of_document_id, block_size):
+def _document_ids(batch, tokenizer, end_of_document_id):
     sentence_ids = _encode_sentences(tokenizer, batch["sentences"])
-    stream = []
+    documents = []
     for document in batch["sentences"]:
-        for ids in itertools.islice(sentence_ids, len(document)):
-            stream.extend(ids)
-        stream.append(end_of_document_id)
+        ids = [token for sentence in itertools.islice(sentence_ids, len(document)) for token in sentence]
+        ids.append(end_of_document_id)
+        documents.append(ids)
+    return {"input_ids": documents}
+
+
+def _causal_blocks(batch, block_size):
+    stream = [token for ids in batch["input_ids"] for token in ids]
     usable = len(stream) - len(stream) % block_size
     blocks = [stream[start : start + block_size] for start in range(0, usable, block_size)]
     return {"input_ids": blocks, "attention_mask": [[1] * block_size for _ in blocks]}
