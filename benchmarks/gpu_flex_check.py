@@ -42,8 +42,8 @@ if str(REPO) not in sys.path:
 from reformer_pytorch.reformer_pytorch import LSHAttention
 
 from benchmarks.machine import machine_and_versions
-from benchmarks.reports import write_json
-from benchmarks.timing import RESULTS, TimeBudget, synchronize
+from benchmarks.reports import RESULTS, write_json
+from benchmarks.timing import TimeBudget, synchronize
 from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM, ReformerKoForMaskedLM
 from reformer_ko import lsh_attention
 from reformer_ko.lsh_attention import FlexLSHAttention, PaddingSafeLSHAttention

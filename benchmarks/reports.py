@@ -4,8 +4,12 @@ and the in-run ratios of reformer-ko to raw reformer-pytorch and to SDPA; the wr
 """
 
 import json
+from pathlib import Path
 
 from benchmarks.models import TASKS
+
+# Where the benchmarks write by default (`--out`).
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def write_json(path, data):

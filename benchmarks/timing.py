@@ -19,9 +19,9 @@ from typing import NamedTuple
 import torch
 
 from benchmarks.models import IMPLEMENTATIONS, TASKS, import_libraries, make_batch
+from benchmarks.reports import RESULTS
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 
 
 class StepTime(NamedTuple):

@@ -37,8 +37,8 @@ if str(REPO) not in sys.path:
 from benchmarks.machine import load_average, machine_and_versions  # noqa: E402
 from benchmarks.models import GPU_ONLY, IMPLEMENTATIONS, MLM_ONLY, TASKS  # noqa: E402
 from benchmarks.overhead import measure_overhead  # noqa: E402
-from benchmarks.reports import gib, write_json, write_reports  # noqa: E402
-from benchmarks.timing import RESULTS, TimeBudget, default_dtype, run_case, run_case_in_subprocess  # noqa: E402
+from benchmarks.reports import RESULTS, gib, write_json, write_reports  # noqa: E402
+from benchmarks.timing import TimeBudget, default_dtype, run_case, run_case_in_subprocess  # noqa: E402
 
 # (task, sequence length, batch) per plan, run in this order. The GPU plan is the one of shared/ANCHORS.md, most
 # telling cases first (a lent GPU's time is short: the cases past the time budget are recorded as skipped).
