@@ -81,7 +81,7 @@ def test_output_directory_is_a_hub_ready_checkpoint(trained):
     assert config["is_decoder"] and config["position_embedding_type"] == "axial"
     assert "AutoModelForCausalLM" in config["auto_map"]
     card = (trained / "README.md").read_text(encoding="utf-8")
-    assert 'pipeline_tag: "text-generation"' in card and "Blocks of at most 128 tokens" in card
+    assert "pipeline_tag: text-generation" in card and "Blocks of at most 128 tokens" in card
     assert "| eval_perplexity |" in card
 
 

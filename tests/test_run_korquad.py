@@ -139,7 +139,7 @@ def test_the_model_card_reports_the_scores_and_the_data(fine_tuned):
     assert card.startswith("---\n") and "language: ko" in card and "- korquad" in card
     assert f"| evaluation | `korquad_eval.json` | 30 | {results['eval_exact_match']:.2f} | {results['eval_f1']:.2f} |" in card
     assert "| prediction | `korquad_eval.json` | 10 |" in card
-    assert "Fine-tuned on `korquad_train.json`." in card and "- max_seq_length: 96" in card
+    assert "Fine-tuned on `korquad_train.json`." in card and "| max_seq_length | 96 |" in card
     assert "tokenizer, max_seq_length=96, doc_stride=32, max_query_length=24, padding=True)" in card
     assert "OptimizerNames" not in card
 
@@ -183,7 +183,7 @@ def test_windows_reach_the_model_padded_to_twice_the_bucket_size(mlm_checkpoint,
 def test_a_tokenizer_larger_than_the_model_vocabulary_is_an_error_before_training(tokenizer, tmp_path):
     checkpoint = save_checkpoint(ReformerKoForMaskedLM, tmp_path / "mismatched", tokenizer, vocab_size=500)
     arguments = evaluation_arguments(checkpoint, tmp_path / "out", "--train_file", str(TRAIN_FILE), "--do_train")
-    with pytest.raises(ValueError, match=r"tokenizer has 2000 tokens but the model's config has vocab_size=500"):
+    with pytest.raises(ValueError, match=r"has 2000 tokens but .* has vocab_size=500"):
         run_korquad.main(arguments)
     assert not (tmp_path / "out").exists()
 
@@ -235,5 +235,5 @@ def test_the_arguments_can_come_from_a_json_file(mlm_checkpoint, tmp_path):
 def test_a_checkpoint_of_another_model_type_is_an_error(tokenizer, tmp_path):
     BertConfig(vocab_size=len(tokenizer)).save_pretrained(tmp_path / "bert")
     tokenizer.save_pretrained(tmp_path / "bert")
-    with pytest.raises(ValueError, match="is a 'bert' checkpoint; this script fine-tunes reformer-ko models"):
+    with pytest.raises(ValueError, match="is a 'bert' checkpoint; reformer-ko trains reformer-ko models"):
         run_korquad.main(evaluation_arguments(tmp_path / "bert", tmp_path / "out"))

@@ -11,7 +11,6 @@ from pretraining_fixtures import (
     EXAMPLES,
     TINY_MLM,
     common_arguments,
-    load_script,
     logged_losses,
     remote_code_outputs,
     run_python,
@@ -22,6 +21,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, EvalPrediction, Tr
 
 from reformer_ko import ReformerKoForMaskedLM
 from reformer_ko.data import load_corpus, mlm_collator, pack_mlm_blocks
+from reformer_ko.training.checkpoints import RUN_RECORD
 from reformer_ko.training import (
     MASKED_LM,
     CorpusArguments,
@@ -34,7 +34,9 @@ from reformer_ko.training import (
     new_model_config,
     parse_arguments,
     parse_config_overrides,
+    training_model,
 )
+from reformer_ko.commands.pretrain import MaskedDataArguments
 
 HAS_TENSORBOARD = any(importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX"))
 SENTENCE_IDS = [[2, 100, 200, 300, 400, 3]]
@@ -78,6 +80,7 @@ def test_eval_metrics_are_the_same_with_sparse_prediction():
     labels[0, 1], labels[0, 4], labels[1, 2] = 7, 8, 9
     dense_logits = torch.randn(2, 6, 12)
     dense_logits[0, 1, 7] = dense_logits[1, 2, 9] = 10.0  # two of the three labelled positions right
+    dense_logits[0, 4, 8] = -10.0  # and the third wrong
     sparse_logits = dense_logits[labels != -100]
     dense_ids, sparse_ids = argmax_logits(dense_logits, labels), argmax_logits(sparse_logits, labels)
     assert sparse_ids.shape == labels.shape and torch.equal(sparse_ids[labels != -100], dense_ids[labels != -100])
@@ -106,14 +109,14 @@ def test_output_directory_is_a_hub_ready_checkpoint(trained):
     assert {"config.json", "model.safetensors", "modeling_reformer_ko.py", "configuration_reformer_ko.py"} <= files
     assert {"tokenizer.json", "tokenizer_config.json", "README.md"} <= files
     assert "AutoModelForMaskedLM" in json.loads((trained / "config.json").read_text())["auto_map"]
-    assert not any(name.startswith("_") for name in files)
+    assert not any(name.startswith("_") for name in files - {RUN_RECORD})  # nothing left staged
 
 
 def test_model_card_gives_the_data_the_config_and_the_final_metrics(trained):
     card = (trained / "README.md").read_text(encoding="utf-8")
     metrics = json.loads((trained / "all_results.json").read_text())
-    assert card.startswith('---\nlanguage: "ko"')
-    assert 'pipeline_tag: "fill-mask"' in card
+    assert card.startswith("---\nlanguage: ko\n")
+    assert "pipeline_tag: fill-mask" in card
     assert CORPUS.name in card and "| train | 43 | 2 |" in card
     assert "| hidden size / layers / heads | 64 / 2 / 2 |" in card
     assert f"| eval_masked_token_accuracy | {metrics['eval_masked_token_accuracy']:.4g} |" in card
@@ -171,7 +174,6 @@ def test_streaming_whole_word_masking_run(tokenizer_dir, tmp_path):
 
 
 def test_a_single_json_file_of_arguments_is_accepted(tmp_path, tokenizer_dir):
-    run_mlm = load_script(EXAMPLES / "run_mlm.py")
     arguments = {
         "config_preset": "mlm-small",
         "tokenizer_name": str(tokenizer_dir),
@@ -185,7 +187,7 @@ def test_a_single_json_file_of_arguments_is_accepted(tmp_path, tokenizer_dir):
     path = tmp_path / "arguments.json"
     path.write_text(json.dumps(arguments))
     model_args, data_args, training_args = parse_arguments(
-        (ModelArguments, run_mlm.DataTrainingArguments, TrainingArguments), [str(path)]
+        (ModelArguments, MaskedDataArguments, TrainingArguments), [str(path)]
     )
     assert model_args.config_preset == "mlm-small" and data_args.train_file == [str(CORPUS)]
     assert data_args.max_seq_length == 128 and data_args.whole_word_mask
@@ -206,8 +208,8 @@ def test_a_vocab_size_that_differs_from_the_tokenizer_is_an_error(tokenizer_dir)
     model_args = ModelArguments(
         config_preset="mlm-small", tokenizer_name=str(tokenizer_dir), config_overrides="vocab_size=22000"
     )
-    with pytest.raises(ValueError, match=r"vocab_size \(22000\) does not match the tokenizer \(800 tokens\)"):
-        new_model_config(model_args, tokenizer)
+    with pytest.raises(ValueError, match=r"has 800 tokens but .* has vocab_size=22000"):
+        training_model(ReformerKoForMaskedLM, model_args, tokenizer)
 
 
 def test_config_overrides_are_json_values_and_unknown_fields_are_refused():

@@ -1,43 +1,31 @@
-"""The `Trainer` for KorQuAD: evaluation ends in answer texts scored with the official metric, and a model card.
+"""The Trainer for KorQuAD: evaluation ends in answer texts scored with the official metric.
 
 Like transformers' `trainer_qa.QuestionAnsweringTrainer` (examples/pytorch/question-answering), with the
-post-processing and the metric built in rather than passed as functions: there is one of each.
+post-processing and the metric built in rather than passed as functions: there is one of each. Checkpoints, the
+non-finite-loss stop and the model card come from `reformer_ko.training.ReformerKoTrainer`.
 """
 
 import math
 import os
 import time
 
-import huggingface_hub
-import torch
-from huggingface_hub import ModelCard, ModelCardData
-from transformers import Trainer
-from transformers import __version__ as transformers_version
-from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer_utils import PredictionOutput, speed_metrics
 
-from reformer_ko import __version__ as reformer_ko_version
-from reformer_ko.korquad.metric import evaluate_korquad
-from reformer_ko.korquad.postprocess import postprocess_qa_predictions
+from ..training import CardContent, ReformerKoTrainer
+from ..training.model_card import model_rows
+from .metric import evaluate_korquad
+from .postprocess import postprocess_qa_predictions
 
 # Columns of `prepare_eval_features` that post-processing needs and the model must not see.
 POSTPROCESSING_COLUMNS = ("example_id", "offset_mapping")
 
 SPLIT_NAMES = {"eval": "evaluation", "predict": "prediction"}
+# The windows of the fine-tuning run, with prepare_eval_features' defaults: they do not fit every model.
+WINDOW_SETTINGS = (("max_seq_length", 512), ("doc_stride", 128), ("max_query_length", 64))
 
 
-def check_tokenizer_fits_model(tokenizer, config) -> None:
-    """Raise a `ValueError` when the tokenizer has ids the model has no embedding for (`len(tokenizer) > vocab_size`)."""
-    if len(tokenizer) > config.vocab_size:
-        raise ValueError(
-            f"The tokenizer has {len(tokenizer)} tokens but the model's config has vocab_size={config.vocab_size}: "
-            f"ids from {config.vocab_size} up have no embedding. Pass the tokenizer the model was pretrained with "
-            "(--tokenizer_name, default: the model directory), or a model whose vocab_size covers this tokenizer."
-        )
-
-
-class KorquadTrainer(Trainer):
-    """A `Trainer` whose `evaluate` and `predict` turn window logits into answers and score them.
+class KorquadTrainer(ReformerKoTrainer):
+    """A `ReformerKoTrainer` whose `evaluate` and `predict` turn window logits into answers and score them.
 
     `eval_dataset` holds features from `prepare_eval_features` (with `example_id` and `offset_mapping`) and
     `eval_examples` the questions they were built from. Evaluation runs the model over the features, picks the
@@ -129,114 +117,57 @@ class KorquadTrainer(Trainer):
         self.korquad_results[metric_key_prefix] = metrics
         return metrics, answers
 
-    def create_model_card(
-        self,
-        model_name: str | None = None,
-        finetuned_from: str | None = None,
-        data_files: dict[str, str] | None = None,
-        hyperparameters: dict | None = None,
-        language: str = "ko",
-        license: str = "apache-2.0",
-        tags: list[str] | None = None,
-        **kwargs,
-    ) -> None:
-        """Write `README.md` in `output_dir`: the KorQuAD scores of this run, usage, data and hyperparameters.
-
-        Replaces transformers' generated card (called by `push_to_hub` too), which lists evaluation results only
-        when there is an eval loss and links any base model to the Hub. Other keyword arguments are ignored.
-        """
-        if not self.is_world_process_zero():
-            return
-        # Where users load it from: the Hub repository when pushing, else the output directory.
-        location = getattr(self, "hub_model_id", None) or self.args.hub_model_id or self.args.output_dir
-        card = korquad_model_card(
-            model_name=model_name or os.path.basename(os.path.normpath(location)),
-            location=location,
-            base_model=finetuned_from,
-            results=self.korquad_results,
-            data_files=data_files or {},
-            hyperparameters={**_training_hyperparameters(self), **(hyperparameters or {})},
-            train_loss=_final_train_loss(self.state.log_history),
-            language=language,
-            license=license,
-            tags=tags,
+    def card_content(
+        self, location, finetuned_from: str | None = None, data_files: dict | None = None, hyperparameters=None, **kwargs
+    ) -> CardContent:
+        """The KorQuAD scores of this run per split and file, usage through `prepare_eval_features`, the files."""
+        data_files = data_files or {}
+        hyperparameters = hyperparameters or {}
+        model = self.accelerator.unwrap_model(self.model)
+        origin = f" from `{finetuned_from}`" if finetuned_from else ""
+        windows = ", ".join(f"{name}={hyperparameters.get(name, default)}" for name, default in WINDOW_SETTINGS)
+        usage = "\n".join(
+            [
+                "import torch",
+                "from datasets import Dataset",
+                "from transformers import AutoModelForQuestionAnswering, AutoTokenizer",
+                "from reformer_ko.korquad import postprocess_qa_predictions, prepare_eval_features",
+                "",
+                f'model = AutoModelForQuestionAnswering.from_pretrained("{location}").eval()',
+                f'tokenizer = AutoTokenizer.from_pretrained("{location}")',
+                'questions = Dataset.from_dict({"id": ["q1"], "question": ["..."], "context": ["..."]})',
+                f"features = prepare_eval_features(questions[:], tokenizer, {windows}, padding=True)",
+                "with torch.no_grad():",
+                "    outputs = model(**{name: torch.tensor(features[name]) for name in tokenizer.model_input_names})",
+                "answers = postprocess_qa_predictions(questions, features, (outputs.start_logits.numpy(), "
+                "outputs.end_logits.numpy()))",
+            ]
         )
-        os.makedirs(self.args.output_dir, exist_ok=True)
-        card.save(os.path.join(self.args.output_dir, "README.md"))
-
-
-def _training_hyperparameters(trainer: Trainer) -> dict:
-    """transformers' list for model cards, with the optimizer named by its value rather than its enum member."""
-    hyperparameters = extract_hyperparameters_from_trainer(trainer)
-    args = trainer.args
-    optimizer = getattr(args.optim, "value", args.optim)
-    if "adam" in optimizer:
-        optimizer += f" (betas=({args.adam_beta1}, {args.adam_beta2}), epsilon={args.adam_epsilon})"
-    hyperparameters["optimizer"] = optimizer
-    return hyperparameters
-
-
-def _final_train_loss(log_history: list[dict]) -> float | None:
-    return next((entry["train_loss"] for entry in reversed(log_history) if "train_loss" in entry), None)
-
-
-def _is_hub_model_id(name: str | None) -> bool:
-    if not name or os.path.exists(name):
-        return False
-    try:
-        huggingface_hub.utils.validate_repo_id(name)
-    except huggingface_hub.errors.HFValidationError:
-        return False
-    return True
-
-
-def korquad_model_card(
-    *,
-    model_name: str,
-    location: str,
-    base_model: str | None,
-    results: dict[str, dict],
-    data_files: dict[str, str],
-    hyperparameters: dict,
-    train_loss: float | None = None,
-    language: str = "ko",
-    license: str = "apache-2.0",
-    tags: list[str] | None = None,
-) -> ModelCard:
-    """A model card for a KorQuAD fine-tuned checkpoint loaded from `location`; `results` maps split prefix (`eval`,
-    `predict`) to metrics."""
-    metadata = ModelCardData(
-        language=language,
-        license=license,
-        library_name="transformers",
-        pipeline_tag="question-answering",
-        tags=list(dict.fromkeys(["reformer-ko", "korquad", "question-answering", *(tags or [])])),
-        base_model=base_model if _is_hub_model_id(base_model) else None,
-    )
-    # The windows of the fine-tuning run: prepare_eval_features' defaults do not fit every model.
-    window_settings = ", ".join(
-        f"{name}={hyperparameters.get(name, default)}"
-        for name, default in (("max_seq_length", 512), ("doc_stride", 128), ("max_query_length", 64))
-    )
-    lines = [f"# {model_name}", ""]
-    origin = f" from `{base_model}`" if base_model else ""
-    lines += [
-        (
-            f"A reformer-ko model (Korean Reformer) fine-tuned for extractive question answering on KorQuAD v1.0-format "
-            f"data{origin}: `ReformerKoForQuestionAnswering`, start and end logits over `[CLS] question [SEP] context "
-            "[SEP]` windows."
-        ),
-        "",
-        "## Evaluation",
-        "",
-    ]
-    scored = {prefix: metrics for prefix, metrics in results.items() if f"{prefix}_exact_match" in metrics}
-    if scored:
-        lines += [
-            (
-                "The official KorQuAD v1.0 metric (exact match, and F1 over characters after normalisation; the same "
-                "numbers as `evaluate-v1.0.py` and `reformer-ko evaluate-korquad`) on these files:"
+        data_lines = [f"Fine-tuned on `{os.path.basename(data_files['train'])}`."] if data_files.get("train") else []
+        return CardContent(
+            summary=(
+                "A reformer-ko model (Korean Reformer) fine-tuned for extractive question answering on KorQuAD "
+                f"v1.0-format data{origin}: `ReformerKoForQuestionAnswering`, start and end logits over `[CLS] question "
+                "[SEP] context [SEP]` windows. `import reformer_ko` registers the model with the Auto classes; the "
+                "model code is also saved beside the weights, so `trust_remote_code=True` loads it without reformer-ko."
             ),
+            usage=usage,
+            pipeline_tag="question-answering",
+            tags=["korquad", "question-answering"],
+            base_model=finetuned_from,
+            data_lines=data_lines,
+            results_lines=self._score_lines(data_files),
+            model_rows=model_rows(model, model.config),
+            hyperparameters=hyperparameters,
+        )
+
+    def _score_lines(self, data_files: dict) -> list[str]:
+        scored = {prefix: metrics for prefix, metrics in self.korquad_results.items() if f"{prefix}_exact_match" in metrics}
+        if not scored:
+            return []
+        lines = [
+            "The official KorQuAD v1.0 metric (exact match, and F1 over characters after normalisation; the same "
+            "numbers as `evaluate-v1.0.py` and `reformer-ko evaluate-korquad`) on these files:",
             "",
             "| split | file | questions | EM | F1 |",
             "|---|---|---:|---:|---:|",
@@ -247,48 +178,4 @@ def korquad_model_card(
                 f"| {SPLIT_NAMES.get(prefix, prefix)} | `{file_name}` | {metrics[f'{prefix}_questions']:,} | "
                 f"{metrics[f'{prefix}_exact_match']:.2f} | {metrics[f'{prefix}_f1']:.2f} |"
             )
-        lines.append("")
-    else:
-        lines += ["Not evaluated in this run.", ""]
-    lines += [
-        "## Usage",
-        "",
-        "```python",
-        "import torch",
-        "from datasets import Dataset",
-        "from transformers import AutoModelForQuestionAnswering, AutoTokenizer",
-        "from reformer_ko.korquad import postprocess_qa_predictions, prepare_eval_features",
-        "",
-        f'model = AutoModelForQuestionAnswering.from_pretrained("{location}").eval()',
-        f'tokenizer = AutoTokenizer.from_pretrained("{location}")',
-        'questions = Dataset.from_dict({"id": ["q1"], "question": ["..."], "context": ["..."]})',
-        f"features = prepare_eval_features(questions[:], tokenizer, {window_settings}, padding=True)",
-        "with torch.no_grad():",
-        "    outputs = model(**{name: torch.tensor(features[name]) for name in tokenizer.model_input_names})",
-        "answers = postprocess_qa_predictions(questions, features, (outputs.start_logits.numpy(), outputs.end_logits.numpy()))",
-        "```",
-        "",
-        (
-            "`import reformer_ko` (done by `reformer_ko.korquad`) registers the model with the Auto classes; the model "
-            "code is also saved beside the weights, so `trust_remote_code=True` loads the model without reformer-ko."
-        ),
-        "",
-        "## Training",
-        "",
-    ]
-    if data_files.get("train"):
-        lines += [f"Fine-tuned on `{os.path.basename(data_files['train'])}`.", ""]
-    if train_loss is not None:
-        lines += [f"Final training loss: {train_loss:.4f}", ""]
-    lines += ["Hyperparameters:", ""]
-    lines += [f"- {name}: {value}" for name, value in hyperparameters.items()]
-    lines += [
-        "",
-        "## Framework versions",
-        "",
-        f"- reformer-ko {reformer_ko_version}",
-        f"- Transformers {transformers_version}",
-        f"- PyTorch {torch.__version__}",
-    ]
-    body = "\n".join(lines) + "\n"
-    return ModelCard(f"---\n{metadata.to_yaml()}\n---\n\n{body}")
+        return lines
