@@ -130,10 +130,10 @@ def train_wordpiece_vocabulary(
 
 def _alphabet(words: list[str], frequencies: list[int], limit: int | None) -> set[str]:
     """The `limit` most frequent characters (all when `limit` is None), ties going to the smaller code point."""
-    character_counts = Counter()
+    character_counts = defaultdict(int)
     for word, frequency in zip(words, frequencies):
-        for character, occurrences in Counter(word).items():
-            character_counts[character] += occurrences * frequency
+        for character in word:
+            character_counts[character] += frequency
     ranked = sorted(character_counts, key=lambda character: (-character_counts[character], character))
     return set(ranked if limit is None else ranked[:limit])
 
@@ -147,15 +147,20 @@ def _merge(symbols, frequencies, indices, a, b, merged, pair_words) -> dict:
     changes = defaultdict(int)
     for index in indices:
         word = symbols[index]
-        new_word, position, length = [], 0, len(word)
-        while position < length:
-            if position + 1 < length and word[position] == a and word[position + 1] == b:
+        last = len(word) - 1
+        try:
+            position = word.index(a, 0, last)
+        except ValueError:  # the pair is no longer in this word
+            continue
+        new_word = word[:position]
+        while position <= last:
+            if position < last and word[position] == a and word[position + 1] == b:
                 new_word.append(merged)
                 position += 2
             else:
                 new_word.append(word[position])
                 position += 1
-        if len(new_word) == length:
+        if len(new_word) == len(word):
             continue
         frequency = frequencies[index]
         for pair in zip(word, word[1:]):
