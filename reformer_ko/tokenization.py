@@ -19,7 +19,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .data.corpus import ENCODING_ERRORS, corpus_files, read_documents
+from .data.corpus import ENCODING_ERRORS, CorpusError, corpus_files, read_documents
 from .wordpiece_trainer import count_words, train_wordpiece_vocabulary
 
 # In this order their ids are 0..4; models rely on [PAD] being 0.
@@ -87,13 +87,20 @@ def train_tokenizer(
 
     The same corpus and options give byte-identical files, in any process (`reformer_ko.wordpiece_trainer`).
     `model_max_length` is stored with the tokenizer as the longest sequence a model may be given; set it
-    to the model's number of positions. `output_dir` is checked before training (see `save_tokenizer`).
+    to the model's number of positions. `output_dir` is checked before training; for it and `overwrite`
+    see `save_tokenizer`.
     """
     _check_training_options(vocab_size, limit_alphabet, min_frequency, model_max_length)
     _check_output_dir(Path(output_dir), overwrite)
     files = corpus_files(corpus)
     documents = _documents_with_progress(files, encoding_errors, show_progress)
     word_counts = count_words((sentence for document in documents for sentence in document), _wordpiece_pipeline())
+    if not word_counts:
+        raise CorpusError(
+            f"the corpus ({', '.join(map(str, files[:3]))}{' ...' if len(files) > 3 else ''}) holds no word the "
+            "tokenizer keeps: its normaliser removes every character (U+FFFD, private-use and control characters); "
+            "give a corpus of text"
+        )
     with tqdm(total=vocab_size, unit="token", desc="Training WordPiece", disable=not show_progress) as progress:
         vocabulary = train_wordpiece_vocabulary(
             word_counts,

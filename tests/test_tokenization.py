@@ -145,6 +145,14 @@ def test_training_on_a_file_of_invisible_characters_fails_naming_the_file(tmp_pa
         train_tokenizer(invisible, tmp_path / "tokenizer", vocab_size=100)
 
 
+def test_training_on_text_the_normaliser_removes_fails_naming_the_file(tmp_path):
+    replaced = tmp_path / "replaced.txt"
+    replaced.write_bytes(b"\xff\xfe\xfd\n\xee\x80\x80\n")  # invalid UTF-8, then a private-use character
+    with pytest.raises(CorpusError, match=r"replaced.txt\) holds no word the tokenizer keeps"):
+        train_tokenizer(replaced, tmp_path / "tokenizer", vocab_size=100, encoding_errors="replace")
+    assert not (tmp_path / "tokenizer").exists()
+
+
 # The trainer's rules
 
 

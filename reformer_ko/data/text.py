@@ -52,9 +52,14 @@ class NfcText(NamedTuple):
     starts: list[int] | None
     ends: list[int] | None
 
+    @property
+    def changed(self) -> bool:
+        """Whether NFC changed the text (else every span maps to itself)."""
+        return self.starts is not None
+
     def original_span(self, start: int, end: int) -> tuple[int, int]:
         """The span of `original` behind `text[start:end]`, widened to whole characters of the original."""
-        if self.starts is None:
+        if not self.changed:
             return start, end
         if start >= end:
             position = self.starts[start] if start < len(self.starts) else len(self.original)

@@ -63,7 +63,7 @@ def _encode_windows(examples, tokenizer, max_seq_length, doc_stride, max_query_l
     )
     for window, offsets in enumerate(encoded["offset_mapping"]):
         context = contexts[encoded["overflow_to_sample_mapping"][window]]
-        if context.starts is not None:
+        if context.changed:
             encoded["offset_mapping"][window] = [
                 context.original_span(*offset) if sequence_id == 1 else offset
                 for offset, sequence_id in zip(offsets, encoded.sequence_ids(window))
