@@ -188,6 +188,23 @@ def test_a_tokenizer_larger_than_the_model_vocabulary_is_an_error_before_trainin
     assert not (tmp_path / "out").exists()
 
 
+def test_a_new_model_can_start_from_a_preset_and_overrides(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path / "tokenizer")
+    output_dir = tmp_path / "out"
+    run_korquad.main(
+        [
+            "--config_preset", "mlm-small", "--tokenizer_name", str(tmp_path / "tokenizer"),
+            "--config_overrides", "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,max_position_embeddings=128,bucket_size=16",
+            "--train_file", str(TRAIN_FILE), "--do_train", "--max_steps", "2", "--max_train_samples", "8",
+            "--output_dir", str(output_dir), *LENGTHS, *QUIET,
+        ]
+    )  # fmt: skip
+    model = AutoModelForQuestionAnswering.from_pretrained(output_dir)
+    assert isinstance(model, ReformerKoForQuestionAnswering)
+    assert model.config.hidden_size == 32 and model.config.vocab_size == len(tokenizer)
+    assert AutoTokenizer.from_pretrained(output_dir).model_max_length == 128
+
+
 def test_evaluating_training_features_is_an_error_saying_which_to_build(tokenizer, tmp_path):
     examples = load_korquad(EVAL_FILE).select(range(2))
     model = ReformerKoForQuestionAnswering(tiny_config(vocab_size=len(tokenizer)))
