@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from .data.corpus import ENCODING_ERRORS, CorpusError, corpus_files, read_documents
+from .errors import UserInputError
 from .wordpiece_trainer import count_words, train_wordpiece_vocabulary
 
 # In this order their ids are 0..4; models rely on [PAD] being 0.
@@ -56,7 +56,9 @@ def _wordpiece_pipeline(vocabulary=None) -> Tokenizer:
     """A `tokenizers.Tokenizer` with the normalizer, pre-tokenizer and decoder of our WordPiece, over `vocabulary`
     (token -> id; empty when None)."""
     backend = Tokenizer(
-        models.WordPiece(vocabulary, unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX)
+        models.WordPiece(
+            vocabulary, unk_token=SPECIAL_TOKENS["unk_token"], continuing_subword_prefix=CONTINUATION_PREFIX
+        )
     )
     backend.normalizer = normalizers.Sequence(
         [
@@ -132,14 +134,14 @@ def train_tokenizer(
 
 def _check_training_options(vocab_size, limit_alphabet, min_frequency, model_max_length):
     if vocab_size <= len(SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size={vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
+        raise UserInputError(f"vocab_size={vocab_size} leaves no room beside the {len(SPECIAL_TOKENS)} special tokens")
     for name, value, minimum in (
         ("limit_alphabet", limit_alphabet, 1),
         ("min_frequency", min_frequency, 0),
         ("model_max_length", model_max_length, 1),
     ):
         if value < minimum:
-            raise ValueError(f"{name}={value} must be at least {minimum}")
+            raise UserInputError(f"{name}={value} must be at least {minimum}")
 
 
 def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
@@ -230,7 +232,7 @@ def load_tokenizer(directory) -> PreTrainedTokenizerFast:
         if getattr(tokenizer, name, None) is None or getattr(tokenizer, name) not in vocab
     ]
     if missing:
-        raise ValueError(
+        raise UserInputError(
             f"{directory}: the tokenizer lacks {', '.join(missing)}; reformer-ko models need "
             f"{' '.join(SPECIAL_TOKENS.values())} in its vocabulary and set as its special tokens"
         )
@@ -264,19 +266,19 @@ def vocabulary_fingerprint(tokenizer) -> str:
 
 
 def check_tokenizer_matches(config, tokenizer) -> None:
-    """Raise a one-line `ValueError` unless `tokenizer` is the one the model of `config` was trained with.
+    """Raise a one-line `UserInputError` unless `tokenizer` is the one the model of `config` was trained with.
 
     The rule: when the config records a `vocab_fingerprint` (models trained by reformer-ko do), the tokenizer's
     `vocabulary_fingerprint` must equal it. Without one (older checkpoints, models from elsewhere) the tokenizer
     must have exactly `config.vocab_size` tokens: a larger one has ids without embeddings, and a smaller one is
-    another vocabulary, not a part of this one.
+    another vocabulary, not a part of this one. `UserInputError` is a `ValueError`.
     """
     tokenizer_name = tokenizer.name_or_path or type(tokenizer).__name__
     model_name = getattr(config, "_name_or_path", "") or "the model"
     expected = getattr(config, "vocab_fingerprint", None)
     if expected is None:
         if len(tokenizer) != config.vocab_size:
-            raise ValueError(
+            raise UserInputError(
                 f"the tokenizer {tokenizer_name} has {len(tokenizer)} tokens but {model_name} has "
                 f"vocab_size={config.vocab_size} (and records no vocab_fingerprint): pass the tokenizer the model "
                 "was trained with, or a model with vocab_size equal to this tokenizer's size"
@@ -284,7 +286,7 @@ def check_tokenizer_matches(config, tokenizer) -> None:
         return
     actual = vocabulary_fingerprint(tokenizer)
     if actual != expected:
-        raise ValueError(
+        raise UserInputError(
             f"the tokenizer {tokenizer_name} (vocabulary {_short(actual)}) is not the one {model_name} was trained "
             f"with (vocab_fingerprint {_short(expected)}): its ids mean other tokens; pass the tokenizer saved with "
             "the model (its directory)"
@@ -358,22 +360,17 @@ def _integer_at_least(minimum):
 
 
 def _train_tokenizer_command(args) -> int:
-    try:
-        tokenizer = train_tokenizer(
-            args.corpus,
-            args.output,
-            vocab_size=args.vocab_size,
-            limit_alphabet=args.limit_alphabet,
-            min_frequency=args.min_frequency,
-            model_max_length=args.model_max_length,
-            encoding_errors=args.encoding_errors,
-            overwrite=args.overwrite,
-            show_progress=True,
-        )
-    # Missing or unreadable paths, an output that cannot be written, a corpus that is not the corpus format
-    # (`CorpusError` is a `ValueError`): the user's to fix, so one line instead of a traceback.
-    except (OSError, ValueError) as error:
-        print(f"reformer-ko train-tokenizer: error: {error}", file=sys.stderr)
-        return 1
+    # A wrong input raises `UserInputError` or `OSError`, which `reformer-ko` prints as one line (exit status 1).
+    tokenizer = train_tokenizer(
+        args.corpus,
+        args.output,
+        vocab_size=args.vocab_size,
+        limit_alphabet=args.limit_alphabet,
+        min_frequency=args.min_frequency,
+        model_max_length=args.model_max_length,
+        encoding_errors=args.encoding_errors,
+        overwrite=args.overwrite,
+        show_progress=True,
+    )
     print(f"Saved a WordPiece tokenizer of {len(tokenizer)} tokens to {args.output}")
     return 0

@@ -306,7 +306,8 @@ def decomposed(examples, composed_after=None):
         answers = zip(row["answers"]["answer_start"], row["answers"]["text"])
         spans = [(position(start), position(start + len(text))) for start, text in answers]
         answers = {"text": [new_context[start:end] for start, end in spans], "answer_start": [s for s, _ in spans]}
-        rows.append({**row, "question": unicodedata.normalize("NFD", row["question"]), "context": new_context, "answers": answers})
+        question = unicodedata.normalize("NFD", row["question"])
+        rows.append({**row, "question": question, "context": new_context, "answers": answers})
     return load_korquad(rows)
 
 
@@ -317,7 +318,9 @@ def decomposed_examples(request, examples):
     return changed
 
 
-def test_decomposed_text_gets_the_windows_and_labels_of_composed_text(examples, decomposed_examples, syllable_tokenizer):
+def test_decomposed_text_gets_the_windows_and_labels_of_composed_text(
+    examples, decomposed_examples, syllable_tokenizer
+):
     composed = prepare_train_features(examples[:], syllable_tokenizer, **SMALL)
     assert prepare_train_features(decomposed_examples[:], syllable_tokenizer, **SMALL) == composed
 
@@ -339,7 +342,8 @@ def any_tokenizer(request, syllable_tokenizer, normalizing_tokenizer):
 
 def test_context_offsets_of_decomposed_text_cover_whole_syllables(decomposed_examples, any_tokenizer):
     features = prepare_eval_features(decomposed_examples[:], any_tokenizer, **SMALL)
-    for input_ids, offsets, example_id in zip(features["input_ids"], features["offset_mapping"], features["example_id"]):
+    per_window = zip(features["input_ids"], features["offset_mapping"], features["example_id"])
+    for input_ids, offsets, example_id in per_window:
         context = decomposed_examples[decomposed_examples["id"].index(example_id)]["context"]
         for token, offset in zip(any_tokenizer.convert_ids_to_tokens(input_ids), offsets):
             if offset is not None and token != "[UNK]":

@@ -254,7 +254,8 @@ def test_a_model_refuses_a_tokenizer_of_its_size_with_other_ids(tokenizer, other
 def test_without_a_fingerprint_the_tokenizer_must_have_vocab_size_tokens(tokenizer, difference):
     config = ReformerKoConfig(vocab_size=len(tokenizer) - difference)
     assert config.vocab_fingerprint is None
-    with pytest.raises(ValueError, match=rf"has {len(tokenizer)} tokens but .* vocab_size={len(tokenizer) - difference}"):
+    expected = rf"has {len(tokenizer)} tokens but .* vocab_size={len(tokenizer) - difference}"
+    with pytest.raises(ValueError, match=expected):
         check_tokenizer_matches(config, tokenizer)
     check_tokenizer_matches(ReformerKoConfig(vocab_size=len(tokenizer)), tokenizer)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import datasets
 from datasets.exceptions import DatasetGenerationError
 
+from ..errors import UserInputError
 from .text import is_blank, strip_invisible
 
 DOCUMENT_FEATURES = datasets.Features({"sentences": datasets.List(datasets.Value("string"))})
@@ -40,7 +41,7 @@ _SHARD_BYTES = 64 * 2**20
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserInputError):
     """A corpus file that cannot be read as the corpus format; the message names the file and line."""
 
 
@@ -247,14 +248,14 @@ def _encode_sentences(tokenizer, documents):
 
 def _check_length(name, length, tokenizer, model_max_length, *, minimum):
     if length < minimum:
-        raise ValueError(f"{name}={length} is too small: it must be at least {minimum}")
+        raise UserInputError(f"{name}={length} is too small: it must be at least {minimum}")
     if length > tokenizer.model_max_length:
-        raise ValueError(
+        raise UserInputError(
             f"{name}={length} is longer than the tokenizer's model_max_length={tokenizer.model_max_length}; "
             "lower it, or save the tokenizer with a larger model_max_length"
         )
     if model_max_length is not None and length > model_max_length:
-        raise ValueError(f"{name}={length} is longer than the model's limit of {model_max_length} positions")
+        raise UserInputError(f"{name}={length} is longer than the model's limit of {model_max_length} positions")
 
 
 def _check_special_tokens(tokenizer, names):
@@ -264,12 +265,12 @@ def _check_special_tokens(tokenizer, names):
         if getattr(tokenizer, name, None) is None or getattr(tokenizer, f"{name}_id", None) is None
     ]
     if missing:
-        raise ValueError(f"the tokenizer has no {', '.join(missing)}, which packing needs")
+        raise UserInputError(f"the tokenizer has no {', '.join(missing)}, which packing needs")
 
 
 def _check_encoding_errors(encoding_errors):
     if encoding_errors not in ENCODING_ERRORS:
-        raise ValueError(f"encoding_errors must be one of {ENCODING_ERRORS}, not {encoding_errors!r}")
+        raise UserInputError(f"encoding_errors must be one of {ENCODING_ERRORS}, not {encoding_errors!r}")
 
 
 def _check_has_sentences(path):

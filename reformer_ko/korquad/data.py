@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import datasets
 
 from reformer_ko.data.text import is_blank
+from reformer_ko.errors import UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ KORQUAD_FEATURES = datasets.Features(
 _PROBLEMS_SHOWN = 5
 
 
-class KorquadFormatError(ValueError):
+class KorquadFormatError(UserInputError):
     """A KorQuAD file, example or predictions file that does not have the expected layout."""
 
 
@@ -233,7 +234,7 @@ def split_by_article(dataset_json: dict, n_first: int) -> tuple[dict, dict]:
             "split_by_article expects the official layout: {'version': ..., 'data': [articles]}"
         )
     if not 0 < n_first < len(articles):
-        raise ValueError(
+        raise UserInputError(
             f"n_first must leave articles on both sides: between 1 and {len(articles) - 1} "
             f"for this file of {len(articles)} articles, got {n_first}"
         )

@@ -12,6 +12,7 @@ user's own characters, decomposed (NFD) Hangul included.
 import bisect
 
 from reformer_ko.data.text import strip_invisible, to_nfc
+from reformer_ko.errors import UserInputError
 
 # [CLS] question [SEP] context [SEP]
 _SPECIAL_TOKENS_IN_PAIR = 3
@@ -25,7 +26,7 @@ def _check_lengths(tokenizer, max_seq_length: int, doc_stride: int, max_query_le
         )
     context_room = max_seq_length - max_query_length - _SPECIAL_TOKENS_IN_PAIR
     if not 0 <= doc_stride < context_room:
-        raise ValueError(
+        raise UserInputError(
             f"doc_stride ({doc_stride}) must be smaller than the room left for the context, "
             f"max_seq_length - max_query_length - 3 = {context_room}; lower doc_stride or max_query_length"
         )
@@ -94,7 +95,7 @@ def prepare_train_features(
         cls_index = encoded["input_ids"][window].index(tokenizer.cls_token_id)
         answers = examples["answers"][sample_mapping[window]]
         if not answers["text"]:
-            raise ValueError(
+            raise UserInputError(
                 f"example {examples['id'][sample_mapping[window]]!r} has no answer to train on; "
                 "KorQuAD v1.0 training examples need one (load_korquad checks this)"
             )
