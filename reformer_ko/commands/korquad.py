@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import datasets
 from transformers import DataCollatorWithPadding, set_seed
 
-from ..errors import UserInputError
+from ..errors import UserInputError, input_errors
 from ..korquad import load_korquad, prepare_eval_features, prepare_train_features
 from ..korquad.trainer import KorquadTrainer
 from ..modeling_reformer_ko import ReformerKoForQuestionAnswering
@@ -90,41 +90,8 @@ def load_examples(path: str, max_samples: int | None, skip_invalid: bool) -> dat
     return examples
 
 
-def main(argv=None, *, log_file=None, callbacks=None) -> dict:
-    """Run the requested stages (arguments: `argv`, default the command line); returns every metric computed.
-    `log_file`: log there instead of to the console; `callbacks`: more `TrainerCallback`s."""
-    model_args, data_args, training_args = parse_arguments((ModelArguments, KorquadDataArguments, TrainingArguments), argv)
-    setup_logging(training_args, log_file)
-    check_requested_files(data_args, training_args)
-    set_seed(training_args.seed)
-    resume = None
-    if training_args.do_train:
-        resume = check_output_dir(training_args, COMMAND)
-
-    stages = {
-        "train": (training_args.do_train, data_args.train_file, data_args.max_train_samples),
-        "eval": (training_args.do_eval, data_args.validation_file, data_args.max_eval_samples),
-        "predict": (training_args.do_predict, data_args.test_file, data_args.max_predict_samples),
-    }
-    examples = {
-        split: load_examples(path, max_samples, data_args.skip_invalid_examples)
-        for split, (requested, path, max_samples) in stages.items()
-        if requested
-    }
-
-    tokenizer = load_training_tokenizer(model_args)
-    model = training_model(ReformerKoForQuestionAnswering, model_args, tokenizer, new_config_fields={"is_decoder": False})
-    max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
-    if max_seq_length < data_args.max_seq_length:
-        logger.warning(
-            "--max_seq_length %d is longer than the model and its tokenizer accept: using %d",
-            data_args.max_seq_length, max_seq_length,
-        )
-    feature_lengths = {
-        "max_seq_length": max_seq_length,
-        "doc_stride": data_args.doc_stride,
-        "max_query_length": data_args.max_query_length,
-    }
+def window_features(examples: dict, tokenizer, feature_lengths: dict, training_args, num_proc) -> dict:
+    """split -> the model's windows of that split's questions (training features for "train")."""
     features = {}
     for split, split_examples in examples.items():
         prepare = prepare_train_features if split == "train" else prepare_eval_features
@@ -134,9 +101,48 @@ def main(argv=None, *, log_file=None, callbacks=None) -> dict:
                 batched=True,
                 remove_columns=split_examples.column_names,
                 fn_kwargs={"tokenizer": tokenizer, **feature_lengths},
-                num_proc=data_args.preprocessing_num_workers,
+                num_proc=num_proc,
                 desc=f"Windows of the {split} questions",
             )
+    return features
+
+
+def main(argv=None, *, log_file=None, callbacks=None) -> dict:
+    """Run the requested stages (arguments: `argv`, default the command line); returns every metric computed.
+    `log_file`: log there instead of to the console; `callbacks`: more `TrainerCallback`s."""
+    model_args, data_args, training_args = parse_arguments((ModelArguments, KorquadDataArguments, TrainingArguments), argv)
+    setup_logging(training_args, log_file)
+    check_requested_files(data_args, training_args)
+    set_seed(training_args.seed)
+    resume = check_output_dir(training_args, COMMAND) if training_args.do_train else None
+
+    stages = {
+        "train": (training_args.do_train, data_args.train_file, data_args.max_train_samples),
+        "eval": (training_args.do_eval, data_args.validation_file, data_args.max_eval_samples),
+        "predict": (training_args.do_predict, data_args.test_file, data_args.max_predict_samples),
+    }
+    with input_errors():
+        examples = {
+            split: load_examples(path, max_samples, data_args.skip_invalid_examples)
+            for split, (requested, path, max_samples) in stages.items()
+            if requested
+        }
+        tokenizer = load_training_tokenizer(model_args)
+        model = training_model(
+            ReformerKoForQuestionAnswering, model_args, tokenizer, new_config_fields={"is_decoder": False}
+        )
+        max_seq_length = min(data_args.max_seq_length, tokenizer.model_max_length)
+        if max_seq_length < data_args.max_seq_length:
+            logger.warning(
+                "--max_seq_length %d is longer than the model and its tokenizer accept: using %d",
+                data_args.max_seq_length, max_seq_length,
+            )
+        feature_lengths = {
+            "max_seq_length": max_seq_length,
+            "doc_stride": data_args.doc_stride,
+            "max_query_length": data_args.max_query_length,
+        }
+        features = window_features(examples, tokenizer, feature_lengths, training_args, data_args.preprocessing_num_workers)
 
     # The model needs lengths that are multiples of 2 * bucket_size; padding here spares it padding every batch.
     trainer = KorquadTrainer(

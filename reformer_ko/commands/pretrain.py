@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from transformers import set_seed
 
 from ..data import causal_lm_collator, mlm_collator, pack_causal_blocks, pack_mlm_blocks
+from ..errors import input_errors
 from ..electra import DEFAULT_DISCRIMINATOR_LOSS_WEIGHT, DEFAULT_GENERATOR_SIZE_RATIO, ElectraPretrainingModel
 from ..modeling_reformer_ko import ReformerKoForCausalLM, ReformerKoForMaskedLM
 from ..training import (
@@ -88,24 +89,36 @@ class ElectraArguments:
     )
 
 
-def _start(command, argument_types, argv, log_file):
-    """Parse the arguments, set up logging and the seed, and check the output directory; returns the parsed
-    dataclasses and the checkpoint to resume from."""
+def _pretrain(command, task, argument_types, argv, log_file, callbacks, build):
+    """The frame of the three commands: parse the arguments, set up logging and the seed, check the output directory,
+    then `build(model_args, *task_args, data_args, training_args)` -> (model, tokenizer, blocks, collator,
+    training_data), whose `ValueError`s are input errors, then train and evaluate."""
     *parsed, training_args = parse_arguments((*argument_types, TrainingArguments), argv)
     setup_logging(training_args, log_file)
     set_seed(training_args.seed)
-    resume = None
-    if training_args.do_train:
-        resume = check_output_dir(training_args, command)
-    return (*parsed, training_args), resume
+    resume = check_output_dir(training_args, command) if training_args.do_train else None
+    with input_errors():
+        model, tokenizer, blocks, collator, training_data = build(*parsed, training_args)
+    trainer = PretrainingTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=blocks.get("train") if training_args.do_train else None,
+        eval_dataset=blocks.get("validation") if training_args.do_eval else None,
+        processing_class=tokenizer,
+        data_collator=collator,
+        task=task,
+        training_data=training_data,
+        callbacks=callbacks,
+    )
+    return train_and_evaluate(trainer, command=command, resume_from_checkpoint=resume, console=log_file is None)
 
 
-def _masked_blocks(data_args, training_args, model, tokenizer, cache_dir):
+def _packed_blocks(pack, length, data_args, training_args, model, tokenizer, cache_dir):
+    """The corpus's documents, packed by `pack` into blocks of `length`, and their description for the card."""
     documents = load_documents(data_args, seed=training_args.seed, cache_dir=cache_dir)
-    length = block_length(data_args.max_seq_length, model.config, tokenizer)
     with training_args.main_process_first(desc="packing the corpus into blocks"):
         blocks = {
-            split: pack_mlm_blocks(
+            split: pack(
                 split_documents,
                 tokenizer,
                 length,
@@ -118,88 +131,71 @@ def _masked_blocks(data_args, training_args, model, tokenizer, cache_dir):
     return blocks, describe_data(data_args, documents, blocks, length)
 
 
-def _train(command, model, tokenizer, training_args, blocks, collator, task, training_data, resume, callbacks, console):
-    trainer = PretrainingTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=blocks.get("train") if training_args.do_train else None,
-        eval_dataset=blocks.get("validation") if training_args.do_eval else None,
-        processing_class=tokenizer,
-        data_collator=collator,
-        task=task,
-        training_data=training_data,
-        callbacks=callbacks,
+def _masked_lm_batches(data_args, training_args, model, tokenizer, cache_dir, whole_word_mask=False):
+    """Masked-LM blocks and their batch-seeded masking collator (the masked LM's and ELECTRA's)."""
+    length = block_length(data_args.max_seq_length, model.config, tokenizer)
+    blocks, training_data = _packed_blocks(pack_mlm_blocks, length, data_args, training_args, model, tokenizer, cache_dir)
+    collator = mlm_collator(
+        tokenizer,
+        mlm_probability=data_args.mlm_probability,
+        pad_to_multiple_of=2 * model.config.bucket_size,
+        whole_word_mask=whole_word_mask,
     )
-    return train_and_evaluate(trainer, command=command, resume_from_checkpoint=resume, console=console)
+    return blocks, BatchSeededCollator(collator, seed=training_args.seed), training_data
 
 
 def mlm(argv=None, *, log_file=None, callbacks=None) -> dict:
     """Pretrain a masked language model; returns the run's metrics. `log_file`: log there instead of to the
     console; `callbacks`: more `TrainerCallback`s (the demo's progress bars)."""
-    command = "pretrain mlm"
-    (model_args, data_args, training_args), resume = _start(command, (ModelArguments, MaskedDataArguments), argv, log_file)
-    tokenizer = load_training_tokenizer(model_args)
-    model = training_model(ReformerKoForMaskedLM, model_args, tokenizer, new_config_fields={"is_decoder": False})
-    blocks, training_data = _masked_blocks(data_args, training_args, model, tokenizer, model_args.cache_dir)
-    collator = mlm_collator(
-        tokenizer,
-        mlm_probability=data_args.mlm_probability,
-        pad_to_multiple_of=2 * model.config.bucket_size,
-        whole_word_mask=data_args.whole_word_mask,
-    )
-    collator = BatchSeededCollator(collator, seed=training_args.seed)
-    return _train(command, model, tokenizer, training_args, blocks, collator, MASKED_LM, training_data, resume, callbacks, log_file is None)
+
+    def build(model_args, data_args, training_args):
+        tokenizer = load_training_tokenizer(model_args)
+        model = training_model(ReformerKoForMaskedLM, model_args, tokenizer, new_config_fields={"is_decoder": False})
+        blocks, collator, training_data = _masked_lm_batches(
+            data_args, training_args, model, tokenizer, model_args.cache_dir, data_args.whole_word_mask
+        )
+        return model, tokenizer, blocks, collator, training_data
+
+    arguments = (ModelArguments, MaskedDataArguments)
+    return _pretrain("pretrain mlm", MASKED_LM, arguments, argv, log_file, callbacks, build)
 
 
 def clm(argv=None, *, log_file=None, callbacks=None) -> dict:
-    """Pretrain a causal language model; returns the run's metrics."""
-    command = "pretrain clm"
-    (model_args, data_args, training_args), resume = _start(command, (ModelArguments, CausalDataArguments), argv, log_file)
-    tokenizer = load_training_tokenizer(model_args)
-    # [SEP] ends each document in the packed stream, so it is also where generation stops.
-    new_config_fields = {"is_decoder": True, "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id}
-    model = training_model(ReformerKoForCausalLM, model_args, tokenizer, new_config_fields=new_config_fields)
+    """Pretrain a causal language model; returns the run's metrics (options as `mlm`)."""
 
-    documents = load_documents(data_args, seed=training_args.seed, cache_dir=model_args.cache_dir)
-    length = block_length(data_args.block_size, model.config, tokenizer)
-    with training_args.main_process_first(desc="packing the corpus into blocks"):
-        blocks = {
-            split: pack_causal_blocks(
-                split_documents,
-                tokenizer,
-                length,
-                num_proc=data_args.preprocessing_num_workers,
-                model_max_length=model.config.max_position_embeddings,
-            )
-            for split, split_documents in documents.items()
-        }
-    blocks = select_samples(blocks, data_args)
-    collator = causal_lm_collator(tokenizer, pad_to_multiple_of=2 * model.config.bucket_size)
-    training_data = describe_data(data_args, documents, blocks, length)
-    return _train(command, model, tokenizer, training_args, blocks, collator, CAUSAL_LM, training_data, resume, callbacks, log_file is None)
+    def build(model_args, data_args, training_args):
+        tokenizer = load_training_tokenizer(model_args)
+        # [SEP] ends each document in the packed stream, so it is also where generation stops.
+        fields = {"is_decoder": True, "eos_token_id": tokenizer.sep_token_id, "pad_token_id": tokenizer.pad_token_id}
+        model = training_model(ReformerKoForCausalLM, model_args, tokenizer, new_config_fields=fields)
+        length = block_length(data_args.block_size, model.config, tokenizer)
+        blocks, training_data = _packed_blocks(
+            pack_causal_blocks, length, data_args, training_args, model, tokenizer, model_args.cache_dir
+        )
+        collator = causal_lm_collator(tokenizer, pad_to_multiple_of=2 * model.config.bucket_size)
+        return model, tokenizer, blocks, collator, training_data
+
+    arguments = (ModelArguments, CausalDataArguments)
+    return _pretrain("pretrain clm", CAUSAL_LM, arguments, argv, log_file, callbacks, build)
 
 
 def electra(argv=None, *, log_file=None, callbacks=None) -> dict:
-    """Pretrain an ELECTRA discriminator and its generator; returns the run's metrics."""
-    command = "pretrain electra"
-    (model_args, electra_args, data_args, training_args), resume = _start(
-        command, (ModelArguments, ElectraArguments, MaskedDataArguments), argv, log_file
-    )
-    tokenizer = load_training_tokenizer(model_args)
-    model = training_model(
-        ElectraPretrainingModel,
-        model_args,
-        tokenizer,
-        new_config_fields={"is_decoder": False},
-        generator_size_ratio=electra_args.generator_size_ratio,
-        discriminator_loss_weight=electra_args.discriminator_loss_weight,
-    )
-    blocks, training_data = _masked_blocks(data_args, training_args, model, tokenizer, model_args.cache_dir)
-    collator = mlm_collator(
-        tokenizer, mlm_probability=data_args.mlm_probability, pad_to_multiple_of=2 * model.config.bucket_size
-    )
-    collator = BatchSeededCollator(collator, seed=training_args.seed)
-    return _train(command, model, tokenizer, training_args, blocks, collator, ELECTRA, training_data, resume, callbacks, log_file is None)
+    """Pretrain an ELECTRA discriminator and its generator; returns the run's metrics (options as `mlm`)."""
 
+    def build(model_args, electra_args, data_args, training_args):
+        tokenizer = load_training_tokenizer(model_args)
+        model = training_model(
+            ElectraPretrainingModel,
+            model_args,
+            tokenizer,
+            new_config_fields={"is_decoder": False},
+            generator_size_ratio=electra_args.generator_size_ratio,
+            discriminator_loss_weight=electra_args.discriminator_loss_weight,
+        )
+        blocks, collator, training_data = _masked_lm_batches(
+            data_args, training_args, model, tokenizer, model_args.cache_dir
+        )
+        return model, tokenizer, blocks, collator, training_data
 
-TASKS = {"mlm": mlm, "clm": clm, "electra": electra}
+    arguments = (ModelArguments, ElectraArguments, MaskedDataArguments)
+    return _pretrain("pretrain electra", ELECTRA, arguments, argv, log_file, callbacks, build)
