@@ -1,12 +1,14 @@
 """`reformer-ko prepare-corpus`: Wikipedia dumps, wikiextractor output, JSON Lines, plain text → the corpus format."""
 
 import bz2
+import gzip
 import json
 import unicodedata
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
+from pretraining_fixtures import CORPUS, ROOT, load_script
+from wiki_fixtures import mediawiki_export
 
 from reformer_ko.cli import main as reformer_ko
 from reformer_ko.data import load_corpus, pack_mlm_blocks, read_documents
@@ -64,28 +66,6 @@ KIMCHI_SENTENCES = [
     '그는 "김치가 정말 좋아요. 또 먹을게요."라고 말했다.',
     "김치 1.5kg의 값은 지역마다 다르다.",
 ]
-
-
-def mediawiki_export(pages) -> str:
-    """A MediaWiki XML export (the pages-articles layout) of `(title, namespace, wikitext)` pages; a wikitext of
-    `#넘겨주기 [[target]]` makes a redirect page."""
-    body = []
-    for page_id, (title, namespace, wikitext) in enumerate(pages, 1):
-        redirect = f'    <redirect title="{escape(wikitext[8:-2])}" />\n' if wikitext.startswith("#넘겨주기") else ""
-        body.append(
-            f"  <page>\n    <title>{escape(title)}</title>\n    <ns>{namespace}</ns>\n    <id>{page_id}</id>\n"
-            f"{redirect}    <revision>\n      <id>{page_id + 100}</id>\n      <model>wikitext</model>\n"
-            f'      <format>text/x-wiki</format>\n      <text bytes="{len(wikitext.encode())}" xml:space="preserve">'
-            f"{escape(wikitext)}</text>\n    </revision>\n  </page>\n"
-        )
-    return (
-        '<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.11/" version="0.11" xml:lang="ko">\n'
-        "  <siteinfo>\n    <sitename>위키백과</sitename>\n    <dbname>kowiki</dbname>\n    <namespaces>\n"
-        '      <namespace key="0" case="first-letter" />\n'
-        '      <namespace key="10" case="first-letter">틀</namespace>\n    </namespaces>\n  </siteinfo>\n'
-        + "".join(body)
-        + "</mediawiki>\n"
-    )
 
 
 WIKI_PAGES = [
@@ -224,8 +204,6 @@ def test_plain_text_in_blank_line_layout_keeps_documents_apart(tmp_path):
 
 def test_plain_text_in_line_layout_makes_each_line_a_document(tmp_path):
     path = tmp_path / "reviews.txt.gz"
-    import gzip
-
     path.write_bytes(gzip.compress(f"{LONG}\n{LONG} 끝.\n".encode()))
     documents = prepared(path, tmp_path / "corpus", text_layout="line")
     assert [len(document) for document in documents] == [5, 6]
@@ -425,3 +403,21 @@ def test_errors_are_value_errors_for_library_callers(tmp_path):
     with pytest.raises(SourceError, match="input not found"):
         prepare_corpus(tmp_path / "missing.txt", tmp_path / "corpus")
     assert issubclass(SourceError, ValueError) and issubclass(PrepareError, ValueError)
+
+
+# The benchmark -----------------------------------------------------------------------------------------------
+
+
+def test_the_benchmark_measures_each_size_each_stage_and_deduplication(tmp_path, capsys):
+    benchmark = load_script(ROOT / "benchmarks" / "prepare_corpus.py")
+    assert benchmark.main(["--sample", str(CORPUS), "--copies", "1", "--split-rounds", "1", "--num-workers", "1"]) == 0
+    report = capsys.readouterr().out
+    assert "| sample × 1 | 0.1 |" in report
+    for stage in ("extraction", "cleaning", "sentence splitting, 1 thread", "writing", "per million documents"):
+        assert stage in report
+
+
+def test_the_benchmark_without_its_sample_says_so(tmp_path, capsys):
+    benchmark = load_script(ROOT / "benchmarks" / "prepare_corpus.py")
+    assert benchmark.main(["--sample", str(tmp_path / "missing.txt")]) == 0
+    assert "nothing to measure" in capsys.readouterr().out

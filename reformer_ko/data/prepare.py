@@ -235,7 +235,7 @@ def _check_output(output_dir: Path, inputs, overwrite: bool) -> None:
     elif output_dir.is_dir() and any(output_dir.iterdir()):
         raise PrepareError(
             f"--output {output_dir} already holds files; choose a new or empty directory, "
-            "or pass --overwrite to replace it and everything in it"
+            "or pass --overwrite (overwrite=True) to replace it and everything in it"
         )
 
 
@@ -247,7 +247,7 @@ def _publish(staging: Path, output_dir: Path, overwrite: bool) -> None:
     if any(output_dir.iterdir()) and not overwrite:
         raise PrepareError(
             f"--output {output_dir} received files while the corpus was being prepared; "
-            "choose a new directory, or pass --overwrite"
+            "choose a new directory, or pass --overwrite (overwrite=True)"
         )
     replaced = output_dir.parent / f".{output_dir.name}.replaced-{uuid.uuid4().hex[:12]}"
     os.rename(output_dir, replaced)

@@ -26,7 +26,10 @@ def _kiwi(num_workers):
 
     # The typo and multi-word dictionaries serve tokenization, not sentence ends; without them Kiwi loads faster
     # and analyses a little faster.
-    return Kiwi(num_workers=num_workers, load_typo_dict=False, load_multi_dict=False)
+    kiwi = Kiwi(num_workers=num_workers, load_typo_dict=False, load_multi_dict=False)
+    # Kiwi loads its model on first use; load it now rather than inside the first document's time.
+    kiwi.split_into_sents("")
+    return kiwi
 
 
 class SentenceSplitter:

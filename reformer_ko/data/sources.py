@@ -153,6 +153,8 @@ def _decompression_errors(path):
     try:
         yield
     except EOFError:
+        if compression is None:
+            raise
         raise SourceError(
             f"{path}: the {compression} data ends early (the file is truncated); download or copy it again"
         ) from None
