@@ -201,11 +201,11 @@ def korquad_examples(
         first_seen[row["id"]] = where
         rows.append(row)
     if problems and not skip_invalid:
-        shown = "\n  ".join(problems[:_PROBLEMS_SHOWN])
-        more = f"\n  ... and {len(problems) - _PROBLEMS_SHOWN} more" if len(problems) > _PROBLEMS_SHOWN else ""
+        shown = "; ".join(problems[:_PROBLEMS_SHOWN])
+        more = f"; and {len(problems) - _PROBLEMS_SHOWN} more" if len(problems) > _PROBLEMS_SHOWN else ""
         raise KorquadFormatError(
-            f"{len(problems)} invalid example(s) in {source}:\n  {shown}{more}\n"
-            "Fix them, or load with skip_invalid=True to leave them out (they are then counted in a warning)."
+            f"{len(problems)} invalid example(s) in {source}: {shown}{more}. Fix them, or leave them out "
+            "(--skip_invalid_examples; skip_invalid=True in Python): they are then counted in a warning."
         )
     return rows, problems
 

@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import reprlib
 import string
 import sys
 from collections import Counter
@@ -104,10 +105,16 @@ def _check_predictions(predictions: Any, source: str) -> None:
             f"{source}: expected a JSON object mapping question id to answer text, "
             f"found {type(predictions).__name__}"
         )
+    if {"version", "data"} <= predictions.keys():
+        raise KorquadFormatError(
+            f"{source}: this is a KorQuAD dataset, not predictions: give the predictions file, a JSON object mapping "
+            "question id to answer text (e.g. a run's eval_predictions.json), as the second argument"
+        )
     for id_, prediction in predictions.items():
         if not isinstance(prediction, str):
             raise KorquadFormatError(
-                f"{source}: the prediction for id {id_!r} must be the answer text (a string), found {prediction!r}"
+                f"{source}: the prediction for id {id_!r} must be the answer text (a string), found "
+                f"{reprlib.repr(prediction)}"
             )
 
 

@@ -7,6 +7,7 @@ the model records that vocabulary (`vocab_fingerprint`), and the tokenizer saved
 positions than the model has.
 """
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -26,7 +27,21 @@ def load_training_tokenizer(model_args: ModelArguments):
     name = model_args.tokenizer_name or model_args.model_name_or_path
     if Path(name).is_dir():
         return load_tokenizer(name)
-    return AutoTokenizer.from_pretrained(name, **model_args.hub_options)
+    with found_locally_or_on_the_hub("--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path", name):
+        return AutoTokenizer.from_pretrained(name, **model_args.hub_options)
+
+
+@contextlib.contextmanager
+def found_locally_or_on_the_hub(option: str, name: str):
+    """An `OSError` of loading `name` (neither a local directory nor a Hub repository that could be reached) as a
+    one-line `UserInputError` naming the option."""
+    try:
+        yield
+    except OSError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserInputError(
+            f"{option} {name}: not a local directory, and loading it from the Hub failed ({reason}). Check the path."
+        ) from error
 
 
 def new_model_config(model_args: ModelArguments, tokenizer, **fixed) -> ReformerKoConfig:
@@ -45,7 +60,8 @@ def new_model_config(model_args: ModelArguments, tokenizer, **fixed) -> Reformer
 
 def checkpoint_config(model_args: ModelArguments) -> ReformerKoConfig:
     """The config of `--model_name_or_path`, which must be a reformer-ko checkpoint."""
-    config = AutoConfig.from_pretrained(model_args.model_name_or_path, **model_args.hub_options)
+    with found_locally_or_on_the_hub("--model_name_or_path", model_args.model_name_or_path):
+        config = AutoConfig.from_pretrained(model_args.model_name_or_path, **model_args.hub_options)
     if config.model_type != ReformerKoConfig.model_type:
         raise UserInputError(
             f"{model_args.model_name_or_path} is a {config.model_type!r} checkpoint; reformer-ko trains reformer-ko "

@@ -1,0 +1,107 @@
+"""The bad-input catalogue (tests/bad_input_catalogue.py), run: every wrong input to a command is answered with one
+line naming the problem, the catalogue's exit status, no traceback, and nothing written or changed on disk."""
+
+import json
+import re
+import shutil
+
+import pytest
+import torch
+from bad_input_catalogue import CASES, DOCS_PAGE, render_errors_page
+from korquad_fixtures import korquad_fixture, write_json
+from pretraining_fixtures import CORPUS, small_tokenizer
+from tiny_models import tiny_config
+from transformers import AutoTokenizer, BertConfig
+
+from reformer_ko import ReformerKoForMaskedLM
+from reformer_ko.cli import main
+from reformer_ko.tokenization import train_tokenizer, vocabulary_fingerprint
+
+TINY = "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,max_position_embeddings=128,bucket_size=16,num_hashes=2"
+COMMAND_CASES = [case for case in CASES if case.entry.startswith("reformer-ko ")]
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    """The files the cases name: good inputs to get past the other checks, and the bad ones."""
+    root = tmp_path_factory.mktemp("workspace")
+    shutil.copy(CORPUS, root / "corpus.txt")
+    (root / "blank.txt").write_bytes("\ufeff\n \t\n\u3000\n\u200b\n".encode())
+    (root / "cp949.txt").write_bytes("세종대왕은 조선의 국왕이다.\n".encode("cp949"))
+    small_tokenizer(root / "tokenizer")
+    # Another vocabulary: the same text read backwards.
+    (root / "reversed.txt").write_text(CORPUS.read_text(encoding="utf-8")[::-1], encoding="utf-8")
+    train_tokenizer(root / "reversed.txt", root / "other-tokenizer", vocab_size=800, limit_alphabet=300)
+    tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=len(tokenizer), max_position_embeddings=128)
+    config.vocab_fingerprint = vocabulary_fingerprint(tokenizer)
+    ReformerKoForMaskedLM(config).save_pretrained(root / "mlm")
+    tokenizer.save_pretrained(root / "mlm")
+    BertConfig(vocab_size=len(tokenizer)).save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    fixture = korquad_fixture()
+    write_json(root / "korquad_train.json", fixture)
+    moved = json.loads(json.dumps(fixture))
+    moved["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 0
+    write_json(root / "moved_answer.json", moved)
+    (root / "truncated.json").write_text(json.dumps(fixture, ensure_ascii=False)[:80], encoding="utf-8")
+    write_json(root / "predictions.json", {"sejong-0-0": "1443년"})
+    return root
+
+
+def names(workspace, case):
+    return {
+        "corpus": workspace / "corpus.txt",
+        "blank": workspace / "blank.txt",
+        "cp949": workspace / "cp949.txt",
+        "missing": workspace / "missing.txt",
+        "missing_dir": workspace / "missing",
+        "tokenizer": workspace / "tokenizer",
+        "other_tokenizer": workspace / "other-tokenizer",
+        "mlm": workspace / "mlm",
+        "bert": workspace / "bert",
+        "korquad": workspace / "korquad_train.json",
+        "moved_answer": workspace / "moved_answer.json",
+        "truncated_json": workspace / "truncated.json",
+        "predictions": workspace / "predictions.json",
+        "output": workspace / f"output-{CASES.index(case)}",
+        "tiny": TINY,
+    }
+
+
+def snapshot(directory):
+    """Every file under `directory` with its size and modification time."""
+    return {
+        str(path.relative_to(directory)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() or path.is_dir()
+    }
+
+
+@pytest.mark.parametrize("case", COMMAND_CASES, ids=[case.id for case in COMMAND_CASES])
+def test_a_command_answers_bad_input_with_one_line_and_writes_nothing(case, workspace, capsys):
+    arguments = [argument.format(**names(workspace, case)) for argument in case.arguments]
+    before = snapshot(workspace)
+    try:
+        status = main([*case.entry.split()[1:], *arguments])
+    except SystemExit as exit:  # argparse's usage errors
+        status = exit.code
+    errors = capsys.readouterr().err
+    assert status == case.status, errors[-2000:]
+    assert "Traceback" not in errors
+    message = errors.strip().splitlines()[-1]
+    assert message.startswith(f"{case.entry}: error: "), errors[-2000:]
+    assert re.search(case.message, message), message
+    assert snapshot(workspace) == before
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_the_documented_message_is_the_one_given(case):
+    assert re.search(case.message, case.example), (case.message, case.example)
+
+
+def test_docs_errors_page_is_the_catalogue():
+    assert DOCS_PAGE.read_text(encoding="utf-8") == render_errors_page(), (
+        "docs/errors.md is out of date: run `python tests/bad_input_catalogue.py`"
+    )
