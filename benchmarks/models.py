@@ -73,6 +73,12 @@ def builtin_loss(model, input_ids, labels):
     return model(input_ids=input_ids, labels=labels).loss
 
 
+def sparse_prediction_loss(model, input_ids, labels):
+    """A reformer-ko masked LM's loss with the LM head only at the labelled positions, as reformer-ko's trainer asks
+    for it (`sparse_prediction=True`) when the config has `sparse_prediction`."""
+    return model(input_ids=input_ids, labels=labels, sparse_prediction=True).loss
+
+
 def reformer_ko_config(task, seq_len, **overrides):
     from reformer_ko import ReformerKoConfig
 
@@ -94,7 +100,8 @@ def build_reformer_ko(task, seq_len, overrides):
     from reformer_ko import ReformerKoForCausalLM, ReformerKoForMaskedLM
 
     head = ReformerKoForCausalLM if task.causal else ReformerKoForMaskedLM
-    return head(reformer_ko_config(task, seq_len, **overrides)), builtin_loss
+    model = head(reformer_ko_config(task, seq_len, **overrides))
+    return model, sparse_prediction_loss if model.config.sparse_prediction and not task.causal else builtin_loss
 
 
 def build_reformer_ko_matched(task, seq_len):

@@ -5,6 +5,10 @@ import math
 from transformers import PreTrainedConfig
 
 POSITION_EMBEDDING_TYPES = ("rotary", "axial", "absolute")
+NO_ATTENTION_WEIGHTS = (
+    "reformer-ko models have no attention weights to return: LSH attention attends within hash buckets and never "
+    "builds the sequence x sequence matrix; leave output_attentions unset (False)."
+)
 
 PRESETS = {
     # The original project's BERT-style masked LM.
@@ -202,6 +206,22 @@ class ReformerKoConfig(PreTrainedConfig):
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if problems:
             raise ValueError("Invalid ReformerKoConfig: " + "; ".join(problems) + ".")
+        self.validate_output_attentions()
+
+    def validate_output_attentions(self):
+        if self.output_attentions:
+            raise ValueError(NO_ATTENTION_WEIGHTS)
+
+    @property
+    def output_attentions(self):
+        """Always False: see `NO_ATTENTION_WEIGHTS`."""
+        return self._output_attentions
+
+    @output_attentions.setter
+    def output_attentions(self, value):
+        if value:
+            raise ValueError(NO_ATTENTION_WEIGHTS)
+        self._output_attentions = value
 
     @classmethod
     def from_dict(cls, config_dict, **kwargs):

@@ -125,7 +125,14 @@ class ElectraPretrainingModel(PreTrainedModel):
                 "ELECTRA pretraining needs masked-LM `labels` (the original ids at masked positions, -100 elsewhere), "
                 "e.g. from reformer_ko.data.mlm_collator."
             )
-        generator_output = self.generator(input_ids, attention_mask, token_type_ids, labels=labels, return_dict=True)
+        generator_output = self.generator(
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            labels=labels,
+            return_dict=True,
+            sparse_prediction=self.generator.config.sparse_prediction,
+        )
         masked = labels != -100
         original_ids = torch.where(masked, labels, input_ids)
         generator_logits = generator_output.logits

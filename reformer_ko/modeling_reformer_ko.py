@@ -38,7 +38,7 @@ from transformers.modeling_outputs import (
 )
 from transformers.utils import ModelOutput, logging
 
-from .configuration_reformer_ko import ReformerKoConfig
+from .configuration_reformer_ko import NO_ATTENTION_WEIGHTS, ReformerKoConfig
 from .lsh_attention import LSH_ATTENTION_CLASSES
 from .reversible import ReformerKoReversibleSequence
 
@@ -193,7 +193,25 @@ class ReformerKoClassificationHead(nn.Module):
         return self.out_proj(x)
 
 
+def mean_cross_entropy(logits, targets, ignore_index=-100, num_items_in_batch=None):
+    """Cross-entropy averaged over the targets that are not `ignore_index`, or summed and divided by
+    `num_items_in_batch` (the Trainer's count of labelled tokens over a whole accumulated, all-process batch). No
+    target at all gives 0 with a graph, not a mean over nothing (NaN)."""
+    targets = targets.reshape(-1).to(logits.device)
+    total = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), targets, ignore_index=ignore_index, reduction="sum"
+    )
+    count = (targets != ignore_index).sum() if num_items_in_batch is None else num_items_in_batch
+    return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
 # Models ----------------------------------------------------------------------------------------------------------
+
+
+def check_no_attention_weights(output_attentions):
+    """Refuse `output_attentions=True` with the reason (see `NO_ATTENTION_WEIGHTS`)."""
+    if output_attentions:
+        raise ValueError(NO_ATTENTION_WEIGHTS)
 
 
 def saved_code_name(cls):
@@ -213,8 +231,17 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
     base_model_prefix = "reformer"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    # What LSH attention can and cannot do, in the attributes transformers reads: FlexAttention computes it (a
+    # backend of its own, lsh_attention.py); SDPA, flash attention and the attention-backend registry compute full
+    # (or sliding) attention, which is another function; and no attention weights exist to return
+    # (`output_attentions`), as the attention is computed within hash buckets, never as a sequence x sequence matrix.
     _supports_flex_attn = True
-    # forward takes no **kwargs; say so explicitly so the Trainer never scales the loss by `num_items_in_batch`.
+    _supports_sdpa = False
+    _supports_flash_attn = False
+    _supports_attention_backend = False
+    # Heads whose loss is a mean over labelled tokens take `num_items_in_batch` and set this True: the Trainer then
+    # passes its count over the whole accumulated (and distributed) batch. The others' losses are per-batch means,
+    # which the Trainer must scale for gradient accumulation itself.
     accepts_loss_kwargs = False
     # The head's modules beside the backbone (`base_model_prefix`): each head names its own.
     head_modules = ()
@@ -329,7 +356,14 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
             raise ValueError("input_ids is required: pass the token ids from the tokenizer.")
         if input_ids.dim() != 2:
             raise ValueError(f"input_ids must have shape (batch, sequence), got {tuple(input_ids.shape)}.")
+        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+            raise ValueError(
+                f"input_ids must be integer token ids, got dtype {input_ids.dtype}: pass the tokenizer's ids "
+                "(torch.long), e.g. tokenizer(text, return_tensors='pt')."
+            )
         length, limit = input_ids.shape[1], self.config.max_position_embeddings
+        if input_ids.shape[0] == 0:
+            raise ValueError("input_ids has no rows (a batch of 0 sequences): pass at least one sequence.")
         if length == 0:
             raise ValueError("input_ids is empty: pass at least one token.")
         if length > limit:
@@ -365,7 +399,9 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
         token_type_ids=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
     ):
+        check_no_attention_weights(output_attentions)
         self.check_inputs(input_ids, attention_mask, token_type_ids)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
@@ -402,9 +438,11 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
 
 
 class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
-    """BERT-style masked language model (no next-sentence prediction); labels -100 are ignored. With
-    `config.sparse_prediction`, the LM head runs only at the labelled positions when labels are given."""
+    """BERT-style masked language model (no next-sentence prediction); labels -100 are ignored. `logits` are
+    (batch, sequence, vocab_size) unless the caller passes `sparse_prediction=True` (reformer-ko's trainer does, for
+    a config with `sparse_prediction`)."""
 
+    accepts_loss_kwargs = True
     head_modules = ("lm_head",)
     _tied_weights_keys = {"lm_head.decoder.weight": "reformer.embeddings.word_embeddings.weight"}
 
@@ -430,18 +468,36 @@ class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
         labels=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
+        num_items_in_batch=None,
+        sparse_prediction=False,
     ):
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the original token ids at
+            the positions to predict, -100 elsewhere.
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*): divide the summed loss by this count of labelled
+            tokens (the Trainer's, over a whole accumulated batch) instead of averaging over this batch's.
+        sparse_prediction (`bool`, defaults to `False`): with `labels`, run the LM head only at the labelled
+            positions and return `logits` of shape (labelled tokens, vocab_size), in the order of
+            `labels[labels != -100]`: the same loss for a fraction of the head's work. reformer-ko's trainer passes
+            it for models whose config has `sparse_prediction`; the default keeps `logits` at full shape.
+        """
         outputs = self.reformer(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         hidden_states = outputs.last_hidden_state
-        if labels is not None and self.config.sparse_prediction:
+        if labels is not None and sparse_prediction:
             labelled = labels != -100
             hidden_states, labels = hidden_states[labelled], labels[labelled]
         logits = self.lm_head(hidden_states)
         loss = None
         if labels is not None:
-            loss = CrossEntropyLoss()(logits.view(-1, self.config.vocab_size), labels.view(-1))
+            loss = mean_cross_entropy(logits, labels, num_items_in_batch=num_items_in_batch)
         return self.finish(MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states), return_dict)
 
 
@@ -461,6 +517,7 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
     inside. `generate()` recomputes the whole prefix at every step (no cache) and never runs past
     `max_position_embeddings`."""
 
+    accepts_loss_kwargs = True
     head_modules = ("lm_head",)
     _tied_weights_keys = {"lm_head.decoder.weight": "reformer.embeddings.word_embeddings.weight"}
 
@@ -489,15 +546,33 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
         labels=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
+        shift_labels=None,
+        num_items_in_batch=None,
     ):
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the input ids (-100 to
+            leave a position out): position i is scored on predicting `labels[:, i + 1]`.
+        shift_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the targets already
+            shifted, position i scored on `shift_labels[:, i]` (as transformers' causal LMs take them, e.g. from
+            padding-free collators); used instead of shifting `labels`.
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*): divide the summed loss by this count of scored
+            tokens (the Trainer's, over a whole accumulated batch) instead of averaging over this batch's.
+        """
         outputs = self.reformer(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         logits = self.lm_head(outputs.last_hidden_state)
         loss = None
-        if labels is not None:
-            shifted_logits = logits[:, :-1].reshape(-1, self.config.vocab_size)
-            loss = CrossEntropyLoss()(shifted_logits, labels[:, 1:].reshape(-1))
+        if shift_labels is not None:
+            loss = mean_cross_entropy(logits, shift_labels, num_items_in_batch=num_items_in_batch)
+        elif labels is not None:
+            loss = mean_cross_entropy(logits[:, :-1], labels[:, 1:], num_items_in_batch=num_items_in_batch)
         return self.finish(CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states), return_dict)
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
@@ -539,9 +614,15 @@ class ReformerKoForPreTraining(ReformerKoPreTrainedModel):
         labels=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
     ):
         outputs = self.reformer(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         logits = self.discriminator_predictions(outputs.last_hidden_state)
         loss = None
@@ -549,7 +630,11 @@ class ReformerKoForPreTraining(ReformerKoPreTrainedModel):
             active = labels != -100
             if attention_mask is not None:
                 active = active & attention_mask.bool()
-            loss = BCEWithLogitsLoss()(logits[active], labels[active].to(logits.dtype))
+            # A mean over the scored tokens that is 0, not NaN, when there are none.
+            total = F.binary_cross_entropy_with_logits(
+                logits[active].float(), labels[active].float(), reduction="sum"
+            )
+            loss = total / active.sum().clamp(min=1)
         output = ReformerKoForPreTrainingOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return self.finish(output, return_dict)
 
@@ -575,9 +660,15 @@ class ReformerKoForQuestionAnswering(ReformerKoPreTrainedModel):
         end_positions=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
     ):
         outputs = self.reformer(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         start_logits, end_logits = self.qa_outputs(outputs.last_hidden_state).unbind(dim=-1)
         loss = None
@@ -585,8 +676,9 @@ class ReformerKoForQuestionAnswering(ReformerKoPreTrainedModel):
             ignored_index = start_logits.shape[1]
             start_positions = start_positions.view(-1).clamp(0, ignored_index)
             end_positions = end_positions.view(-1).clamp(0, ignored_index)
-            loss_fct = CrossEntropyLoss(ignore_index=ignored_index)
-            loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
+            start_loss = mean_cross_entropy(start_logits, start_positions, ignore_index=ignored_index)
+            end_loss = mean_cross_entropy(end_logits, end_positions, ignore_index=ignored_index)
+            loss = (start_loss + end_loss) / 2
         output = QuestionAnsweringModelOutput(
             loss=loss, start_logits=start_logits, end_logits=end_logits, hidden_states=outputs.hidden_states
         )
@@ -614,9 +706,15 @@ class ReformerKoForSequenceClassification(ReformerKoPreTrainedModel):
         labels=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
     ):
         outputs = self.reformer(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         logits = self.classifier(outputs.last_hidden_state)
         loss = None
@@ -641,6 +739,7 @@ class ReformerKoForSequenceClassification(ReformerKoPreTrainedModel):
 class ReformerKoForTokenClassification(ReformerKoPreTrainedModel):
     """Per-token classification (e.g. named entities); labels -100 are ignored."""
 
+    accepts_loss_kwargs = True
     head_modules = ("classifier",)
 
     def __init__(self, config: ReformerKoConfig):
@@ -660,14 +759,27 @@ class ReformerKoForTokenClassification(ReformerKoPreTrainedModel):
         labels=None,
         output_hidden_states=None,
         return_dict=None,
+        output_attentions=None,
+        num_items_in_batch=None,
     ):
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): a class per token, -100 to
+            leave a token out (e.g. padding and word continuations).
+        num_items_in_batch (`int` or `torch.Tensor`, *optional*): divide the summed loss by this count of labelled
+            tokens (the Trainer's, over a whole accumulated batch) instead of averaging over this batch's.
+        """
         outputs = self.reformer(
-            input_ids, attention_mask, token_type_ids, output_hidden_states=output_hidden_states, return_dict=True
+            input_ids,
+            attention_mask,
+            token_type_ids,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
+            return_dict=True,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))
         loss = None
         if labels is not None:
-            loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
+            loss = mean_cross_entropy(logits, labels, num_items_in_batch=num_items_in_batch)
         output = TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return self.finish(output, return_dict)
 

@@ -42,3 +42,21 @@ def test_missing_or_empty_input_ids(model):
         model(None)
     with pytest.raises(ValueError, match="empty"):
         model(torch.ones(1, 0, dtype=torch.long))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bool])
+def test_token_ids_that_are_not_integers(model, dtype):
+    with pytest.raises(ValueError, match=rf"input_ids must be integer token ids, got dtype {dtype}"):
+        model(torch.ones(1, 10, dtype=dtype))
+
+
+def test_a_batch_of_no_rows(model):
+    with pytest.raises(ValueError, match="no rows"):
+        model(torch.ones(0, 10, dtype=torch.long))
+
+
+def test_attention_weights_are_refused_with_the_reason(model, config):
+    with pytest.raises(ValueError, match="no attention weights .* LSH attention"):
+        model(torch.ones(1, 10, dtype=torch.long), output_attentions=True)
+    with pytest.raises(ValueError, match="no attention weights"):
+        config.output_attentions = True

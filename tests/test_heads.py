@@ -29,15 +29,20 @@ def test_masked_lm_ignores_labels_of_minus_100(config):
     torch.testing.assert_close(outputs.loss, expected)
 
 
-def test_sparse_prediction_gives_the_dense_loss_and_gradients_from_labelled_positions_only():
-    dense = ReformerKoForMaskedLM(tiny_config()).eval()
-    sparse = ReformerKoForMaskedLM(tiny_config(sparse_prediction=True)).eval()
-    sparse.load_state_dict(dense.state_dict())
-    inputs = tokens()
+def sparse_labels(inputs):
     labels = torch.full_like(inputs, -100)
     labels[0, [3, 17]] = inputs[0, [3, 17]]
     labels[1, 30] = inputs[1, 30]
-    dense_out, sparse_out = dense(inputs, labels=labels), sparse(inputs, labels=labels)
+    return labels
+
+
+def test_sparse_prediction_gives_the_dense_loss_and_gradients_from_labelled_positions_only():
+    dense = ReformerKoForMaskedLM(tiny_config()).eval()
+    sparse = ReformerKoForMaskedLM(tiny_config()).eval()
+    sparse.load_state_dict(dense.state_dict())
+    inputs = tokens()
+    labels = sparse_labels(inputs)
+    dense_out, sparse_out = dense(inputs, labels=labels), sparse(inputs, labels=labels, sparse_prediction=True)
     assert sparse_out.logits.shape == (3, 120)
     torch.testing.assert_close(sparse_out.logits, dense_out.logits[labels != -100])
     torch.testing.assert_close(sparse_out.loss, dense_out.loss)
@@ -46,7 +51,44 @@ def test_sparse_prediction_gives_the_dense_loss_and_gradients_from_labelled_posi
     for (name, a), b in zip(dense.named_parameters(), sparse.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, msg=name)
     # Without labels (fill-mask, the pipeline) the logits cover every position.
-    assert sparse(inputs).logits.shape == (2, 40, 120)
+    assert sparse(inputs, sparse_prediction=True).logits.shape == (2, 40, 120)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_a_config_with_sparse_prediction_does_not_change_what_forward_returns(mode):
+    model = ReformerKoForMaskedLM(tiny_config(sparse_prediction=True)).train(mode == "train")
+    inputs = tokens()
+    assert model(inputs, labels=sparse_labels(inputs)).logits.shape == (2, 40, 120)
+
+
+def test_masked_lm_loss_divides_by_the_given_number_of_labelled_tokens(config):
+    model = ReformerKoForMaskedLM(config).eval()
+    inputs = tokens()
+    labels = sparse_labels(inputs)
+    mean, over_9 = model(inputs, labels=labels).loss, model(inputs, labels=labels, num_items_in_batch=9).loss
+    torch.testing.assert_close(over_9, mean * 3 / 9)
+
+
+@pytest.mark.parametrize("head", ["masked", "causal", "token-classification", "discriminator", "question-answering"])
+def test_a_batch_without_labelled_tokens_has_loss_zero_with_a_gradient(head):
+    config = tiny_config(is_decoder=head == "causal", num_labels=3)
+    model_class = {
+        "masked": ReformerKoForMaskedLM,
+        "causal": ReformerKoForCausalLM,
+        "token-classification": ReformerKoForTokenClassification,
+        "discriminator": ReformerKoForPreTraining,
+        "question-answering": ReformerKoForQuestionAnswering,
+    }[head]
+    model = model_class(config)
+    inputs = tokens()
+    if head == "question-answering":
+        labels = {"start_positions": torch.tensor([40, 99]), "end_positions": torch.tensor([40, 99])}
+    else:
+        labels = {"labels": torch.full_like(inputs, -100)}
+    loss = model(inputs, **labels).loss
+    assert loss.item() == 0.0
+    loss.backward()
+    assert all(parameter.grad is not None for parameter in model.parameters() if parameter.requires_grad)
 
 
 def test_masked_lm_output_layer_is_tied_to_the_input_embeddings(config):
@@ -60,6 +102,13 @@ def test_causal_lm_loss_predicts_the_next_token():
     outputs = model(inputs, labels=inputs)
     expected = torch.nn.functional.cross_entropy(outputs.logits[:, :-1].reshape(-1, 120), inputs[:, 1:].reshape(-1))
     torch.testing.assert_close(outputs.loss, expected)
+
+
+def test_causal_lm_takes_shifted_labels_instead_of_shifting_labels():
+    model = ReformerKoForCausalLM(tiny_config(is_decoder=True)).eval()
+    inputs = tokens()
+    shift_labels = torch.nn.functional.pad(inputs[:, 1:], (0, 1), value=-100)
+    torch.testing.assert_close(model(inputs, shift_labels=shift_labels).loss, model(inputs, labels=inputs).loss)
 
 
 def test_causal_lm_needs_a_decoder_config(config):
@@ -162,9 +211,8 @@ class LossRecordingTrainer(Trainer):
         return loss
 
 
-def test_trainer_uses_the_model_loss_unscaled(config, tmp_path):
+def test_trainer_loss_is_the_mean_over_labelled_tokens(config, tmp_path):
     model = ReformerKoForMaskedLM(config).eval()
-    assert model.accepts_loss_kwargs is False
     inputs = tokens(batch=4, length=32)
     labels = inputs.clone()
     labels[:, ::2] = -100

@@ -284,30 +284,24 @@ def test_bf16_training_runs_under_autocast_without_nan(blocks, tmp_path):
     assert len(losses) == 8 and all(math.isfinite(loss) for loss in losses)
 
 
-class BatchWithoutMaskedTokens:
-    """From the `number`-th batch on, no token is masked, so the masked-LM loss is NaN (a mean over nothing)."""
+class NanLogitsAfterStep(TrainerCallback):
+    """After training step `step`, the masked LM's logits are NaN, and so is its loss; its weights are untouched."""
 
-    def __init__(self, collator, number):
-        self.collator, self.number, self.calls = collator, number, 0
+    def __init__(self, step):
+        self.step = step
 
-    def __call__(self, examples):
-        self.calls += 1
-        batch = self.collator(examples)
-        if self.calls >= self.number:
-            batch["labels"].fill_(-100)
-        return batch
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == self.step:
+            model.lm_head.register_forward_hook(lambda module, inputs, output: output * float("nan"))
 
 
 def test_a_nan_loss_stops_training_before_the_update_with_a_message(blocks, tmp_path):
-    tokenizer, _ = blocks
-    collator = BatchWithoutMaskedTokens(mlm_collator(tokenizer, pad_to_multiple_of=32), number=4)
-
     class RememberWeights(TrainerCallback):
         def on_step_end(self, args, state, control, model=None, **kwargs):
             self.weights = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
     remember = RememberWeights()
-    trainer = tiny_trainer(blocks, tmp_path, collator=collator, callbacks=[remember], max_steps=10)
+    trainer = tiny_trainer(blocks, tmp_path, callbacks=[remember, NanLogitsAfterStep(3)], max_steps=10)
     with pytest.raises(
         NonFiniteLossError,
         match=r"NaN or infinite training loss at step 4 \(this process: nan\).* weights are those after step 3",

@@ -6,9 +6,10 @@ import torch
 
 
 def predicted_ids(logits, labels):
-    """The argmax ids in the labels' shape. A masked LM with `sparse_prediction` returns logits only at the labelled
-    positions: their ids go back to those positions (-100 elsewhere), so that every process's predictions keep one
-    row per sequence (the Trainer drops repeated sequences of the last batch row by row)."""
+    """The argmax ids in the labels' shape. A masked LM called with `sparse_prediction=True` (by reformer-ko's
+    trainer, for a config with `sparse_prediction`) returns logits only at the labelled positions: their ids go back
+    to those positions (-100 elsewhere), so that every process's predictions keep one row per sequence (the Trainer
+    drops repeated sequences of the last batch row by row)."""
     ids = logits.argmax(dim=-1)
     if labels is None or ids.dim() == labels.dim():
         return ids

@@ -1,8 +1,10 @@
 """The Trainer of every reformer-ko training command: transformers' `Trainer`, and what no run may go without.
 
-`ReformerKoTrainer` adds, through the Trainer's public extension points (a callback, `training_step`,
-`save_model`, `create_model_card`):
+`ReformerKoTrainer` adds, through the Trainer's public extension points (a callback, `compute_loss`,
+`training_step`, `save_model`, `create_model_card`):
 - DDP options that reformer-pytorch's reversible layers need (`distributed_defaults`);
+- sparse prediction for a masked LM whose config asks for it: the LM head runs only at the labelled positions
+  (`sparse_prediction=True` in every forward with labels; the metrics put the predictions back in place);
 - a stop on a NaN or infinite training loss, before that step's update (`NonFiniteLossError`);
 - checkpoints that count only once complete, and a final model moved into place only once written
   (`checkpoints.py`);
@@ -24,6 +26,7 @@ from transformers.trainer_utils import TrainOutput
 
 from ..electra import GENERATOR_DIR, ElectraPretrainingModel, load_weights_strictly
 from ..errors import UserInputError
+from ..modeling_reformer_ko import ReformerKoForMaskedLM
 from .checkpoints import STAGING_DIR, CheckpointCompletion, fsync_tree, move_contents, write_atomically
 from .data import TrainingData
 from .metrics import perplexity
@@ -81,6 +84,13 @@ class ReformerKoTrainer(Trainer):
         super().__init__(model, args, **kwargs)
         self.add_callback(CheckpointCompletion())
         self.final_metrics = {}
+        # The model's own forward keeps full-shape logits for everyone else; only this trainer asks for sparse ones.
+        self.sparse_prediction = isinstance(model, ReformerKoForMaskedLM) and model.config.sparse_prediction
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self.sparse_prediction and "labels" in inputs:
+            inputs = {**inputs, "sparse_prediction": True}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
 
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None):
         """As transformers' `train`, except that a run resumed from a checkpoint that already reached `--max_steps`
