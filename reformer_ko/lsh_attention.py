@@ -1,7 +1,8 @@
 """reformer-ko's LSH attention: reformer-pytorch's `LSHAttention` made independent of padding and deterministic
-in eval mode (`PaddingSafeLSHAttention`, the "eager" backend), and the same function computed with FlexAttention
-(`FlexLSHAttention`, the "flex_attention" backend), with the state of that backend in the process
-(`flex_backend`).
+in eval mode (`PaddingSafeLSHAttention`, the "eager" backend), the same function computed with FlexAttention
+(`FlexLSHAttention`, the "flex_attention" backend) with the state of that backend in the process (`flex_backend`),
+and the self-attention layer around them (`ReformerKoSelfAttention`: projections, rotary positions per sequence,
+the generation cache of lsh_cache.py).
 
 A sibling of the modeling file that travels with it to the Hub as remote code: it imports installed packages only.
 """
@@ -13,9 +14,10 @@ import torch.nn.functional as F
 from reformer_pytorch.reformer_pytorch import (
     TOKEN_SELF_ATTN_VALUE,
     LSHAttention,
-    apply_rotary_pos_emb,
+    LSHSelfAttention,
     batched_index_select,
     max_neg_value,
+    rotate_every_two,
 )
 from transformers.utils import logging
 
@@ -34,6 +36,15 @@ logger = logging.get_logger(__name__)
 def look_one_back(x):
     """Concatenate each chunk (dim 1) with the chunk before it along dim 2, as reformer-pytorch does."""
     return torch.cat([x, torch.cat([x[:, -1:], x[:, :-1]], dim=1)], dim=2)
+
+
+def rotate_by_position(qk, sinusoids):
+    """reformer-pytorch's rotary positions (`apply_rotary_pos_emb`, the same arithmetic), with `sinusoids` (the sines
+    then the cosines of each position's angles) of shape (1, length, dim) for every row of `qk` or (rows, length,
+    dim) for one sequence of positions per row."""
+    sin, cos = sinusoids.to(qk.dtype).chunk(2, dim=-1)
+    sin, cos = sin.repeat_interleave(2, dim=-1), cos.repeat_interleave(2, dim=-1)
+    return (qk * cos) + (rotate_every_two(qk) * sin)
 
 
 class PaddingSafeLSHAttention(LSHAttention):
@@ -101,7 +112,7 @@ class PaddingSafeLSHAttention(LSHAttention):
         undo_sort = torch.empty_like(sticker).scatter_(-1, sticker, ticker)
 
         if pos_emb is not None:
-            qk = apply_rotary_pos_emb(qk, pos_emb)
+            qk = rotate_by_position(qk, pos_emb)
 
         st = sticker % seqlen
         bo, lse = self.attend_sorted(batched_index_select(qk, st), batched_index_select(v, st), st, input_mask)
@@ -154,6 +165,64 @@ class PaddingSafeLSHAttention(LSHAttention):
         dots = torch.exp(dots - dots_logsumexp).type_as(dots)
         bo = torch.einsum("buij,buje->buie", self.dropout(dots), bv)
         return bo.reshape(batch_size, -1, dim), dots_logsumexp.reshape(batch_size, -1)
+
+    # The generation cache (lsh_cache.py). Rows are (sequence, head) pairs, `heads` per sequence, as in `forward`.
+
+    def fill_cache(self, cache_layer, qk, v, buckets, input_mask, pos_emb, heads):
+        """Append every token of `qk`, `v` (rows, length, dim) to `cache_layer`: its key, value, the `buckets` that
+        `forward` returned and whether it is a real token."""
+        rows, length, dim = qk.shape
+        keys = self.keys_for_cache(qk, pos_emb)
+        buckets = buckets.view(rows, self.n_hashes, length) - self.round_offsets(buckets.device)[:, None]
+        real = torch.ones(rows // heads, length, dtype=torch.bool, device=qk.device)
+        if input_mask is not None:
+            real = input_mask[::heads]
+        cache_layer.update(
+            keys.view(-1, heads, length, dim),
+            v.view(-1, heads, length, v.shape[-1]),
+            buckets.view(-1, heads, self.n_hashes, length),
+            real,
+        )
+
+    def keys_for_cache(self, qk, pos_emb):
+        """The keys the attention computes from `qk`: rotated by position, then normalised (in `attend_sorted`)."""
+        if pos_emb is not None:
+            qk = rotate_by_position(qk, pos_emb)
+        return F.normalize(qk, p=2, dim=-1).type_as(qk)
+
+    def round_offsets(self, device):
+        """What `hash_vectors` adds to the buckets of each round, so that rounds sort apart."""
+        return torch.arange(self.n_hashes, device=device) * (self.num_buckets + 1)
+
+    def attend_to_cache(self, qk, v, input_mask, pos_emb, cache_layer, heads):
+        """One new token per row (`qk`, `v` of shape (rows, 1, dim)) appended to `cache_layer` and attending to the
+        tokens so far, as the full forward over them would attend from its last position (docs/models.md,
+        "Generation and the cache"): in each hash round, to the tokens the sort puts in its chunk and the chunk
+        before it, itself at the self-score; the rounds combined as in `forward`."""
+        rows, _, dim = qk.shape
+        buckets = self.hash_vectors(qk, input_mask)
+        self.fill_cache(cache_layer, qk, v, buckets, input_mask, pos_emb, heads)
+        query = qk[:, 0] if pos_emb is None else rotate_by_position(qk, pos_emb)[:, 0]
+
+        window = cache_layer.attention_window(self.bucket_size).reshape(rows, -1)
+        slots = window.clamp(min=0)
+        keys = cache_layer.keys.view(rows, -1, dim)
+        values = cache_layer.values.view(rows, -1, v.shape[-1])
+        keys = keys.gather(1, slots[..., None].expand(-1, -1, dim)).view(rows, self.n_hashes, -1, dim)
+        values = values.gather(1, slots[..., None].expand(-1, -1, values.shape[-1]))
+        values = values.view(rows, self.n_hashes, -1, values.shape[-1])
+
+        dots = torch.einsum("be,bhje->bhj", query, keys) * (dim**-0.5)
+        window = window.view(rows, self.n_hashes, -1)
+        dots.masked_fill_(window == cache_layer.length - 1, TOKEN_SELF_ATTN_VALUE)
+        real = cache_layer.real.gather(1, slots.view(rows // heads, -1)).view_as(window)
+        dots.masked_fill_((window < 0) | ~real, max_neg_value(dots))
+
+        dots_logsumexp = torch.logsumexp(dots, dim=-1, keepdim=True)
+        probs = torch.exp(dots - dots_logsumexp).type_as(dots)
+        out = torch.einsum("bhj,bhje->bhe", self.dropout(probs), values)
+        weights = torch.softmax(dots_logsumexp, dim=1)
+        return torch.sum(out * weights, dim=1).to(out.dtype)[:, None]
 
 
 # FlexAttention's block-sparse kernels skip whole tiles of this many queries x keys; every kernel configuration
@@ -315,3 +384,51 @@ class FlexLSHAttention(PaddingSafeLSHAttention):
 # The backends of `config._attn_implementation`, as transformers names them: the same function, interchangeable
 # checkpoints.
 LSH_ATTENTION_CLASSES = {"eager": PaddingSafeLSHAttention, "flex_attention": FlexLSHAttention}
+
+
+class ReformerKoSelfAttention(LSHSelfAttention):
+    """reformer-pytorch's `LSHSelfAttention` (the same projections, parameter names and LSH attention module) as
+    reformer-ko builds it: every head hashed, no memory key/values, local heads or full-attention threshold. Two
+    additions: rotary positions may differ per sequence (`pos_emb` of shape (batch, length, head size), from
+    `position_ids`), and the generation cache: with an `LSHLayerCache` (`cache_layer`), the attention stores each
+    token's key, value and buckets in it, and once it holds tokens, a new token attends through it alone
+    (`PaddingSafeLSHAttention.attend_to_cache`)."""
+
+    def forward(self, x, input_mask=None, pos_emb=None, cache_layer=None, **kwargs):
+        batch, length, _ = x.shape
+
+        def per_head(tensor):  # (batch, length, heads * d) -> (batch * heads, length, d), rows by sequence then head
+            return tensor.view(batch, length, self.heads, -1).transpose(1, 2).reshape(batch * self.heads, length, -1)
+
+        qk, v = per_head(self.toqk(x)), per_head(self.tov(x))
+        if input_mask is not None:
+            input_mask = input_mask.repeat_interleave(self.heads, dim=0)
+        if pos_emb is not None and pos_emb.shape[0] > 1:
+            pos_emb = pos_emb.repeat_interleave(self.heads, dim=0)
+
+        if cache_layer is not None and cache_layer.get_seq_length() > 0:
+            out = self.lsh_attn.attend_to_cache(qk, v, input_mask, pos_emb, cache_layer, self.heads)
+        else:
+            out, buckets = self.attend_in_chunks(qk, v, input_mask, pos_emb, kwargs)
+            if cache_layer is not None:
+                self.lsh_attn.fill_cache(cache_layer, qk, v, buckets, input_mask, pos_emb, self.heads)
+        out = out.view(batch, self.heads, length, -1).transpose(1, 2).reshape(batch, length, -1)
+        return self.post_attn_dropout(self.to_out(out))
+
+    def attend_in_chunks(self, qk, v, input_mask, pos_emb, kwargs):
+        """The LSH attention over `attn_chunks` groups of rows in turn (memory), as reformer-pytorch runs it; the
+        outputs and the buckets of every row."""
+        rows = qk.shape[0]
+
+        def split(tensor):  # per-row tensors in the rows' chunks; None or one row shared by all rows as it is
+            if tensor is None or (tensor.shape[0] == 1 and rows > 1):
+                return [tensor] * len(qk.chunk(self.attn_chunks))
+            return tensor.chunk(self.attn_chunks)
+
+        outputs, buckets = [], []
+        for chunk in zip(qk.chunk(self.attn_chunks), v.chunk(self.attn_chunks), split(input_mask), split(pos_emb)):
+            qk_chunk, v_chunk, mask_chunk, pos_chunk = chunk
+            out, _, chunk_buckets = self.lsh_attn(qk_chunk, v_chunk, input_mask=mask_chunk, pos_emb=pos_chunk, **kwargs)
+            outputs.append(out)
+            buckets.append(chunk_buckets)
+        return torch.cat(outputs), torch.cat(buckets)

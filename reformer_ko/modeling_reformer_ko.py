@@ -1,17 +1,19 @@
 """reformer-ko models: reformer-pytorch's Reformer (LSH attention, reversible layers, chunked feed-forward) as
 Hugging Face `PreTrainedModel`s with masked-LM, causal-LM, ELECTRA, question-answering and classification heads.
 
-Three changes to reformer-pytorch, each in a subclass of the one module that needs it; the parameters and their
+Four changes to reformer-pytorch, each in a subclass of the one module that needs it; the parameters and their
 names are reformer-pytorch's own:
 - `PaddingSafeLSHAttention` (lsh_attention.py): results do not depend on how much padding a batch has, and eval
   mode is deterministic (seeded rotations); `FlexLSHAttention` computes the same function with FlexAttention
   (`attn_implementation="flex_attention"`);
+- `ReformerKoSelfAttention` (lsh_attention.py): rotary positions per sequence (`position_ids`) and the generation
+  cache (`ReformerKoCache`, lsh_cache.py), through which `generate()` runs each new token alone;
 - `ReformerKoReversibleSequence` (reversible.py): the reversible backward pass re-enters the forward's autocast
   state, so under bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32;
-- `ReformerKoEncoder` (here): builds reformer-pytorch's `Reformer` from a `ReformerKoConfig` and swaps in the two
-  above.
+- `ReformerKoEncoder` (here): builds reformer-pytorch's `Reformer` from a `ReformerKoConfig` and swaps in the
+  three above.
 
-This file, its configuration and the two siblings it imports relatively travel to the Hub as remote code
+This file, its configuration and the three siblings it imports relatively travel to the Hub as remote code
 (`save_pretrained` copies them beside the weights), so none of them imports reformer_ko itself.
 """
 
@@ -29,8 +31,8 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import GenerationMixin, PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 from transformers import initialization as init
 from transformers.modeling_outputs import (
-    BaseModelOutput,
-    CausalLMOutput,
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
     MaskedLMOutput,
     QuestionAnsweringModelOutput,
     SequenceClassifierOutput,
@@ -39,18 +41,31 @@ from transformers.modeling_outputs import (
 from transformers.utils import ModelOutput, logging
 
 from .configuration_reformer_ko import NO_ATTENTION_WEIGHTS, ReformerKoConfig
-from .lsh_attention import LSH_ATTENTION_CLASSES
+from .lsh_attention import LSH_ATTENTION_CLASSES, ReformerKoSelfAttention
+from .lsh_cache import ReformerKoCache
 from .reversible import ReformerKoReversibleSequence
 
 logger = logging.get_logger(__name__)
+
+# The outputs' field for the cache, and the keyword `generate()` passes it back under: `cache` in newer transformers
+# releases, `past_key_values` in earlier ones.
+CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 # Embeddings ------------------------------------------------------------------------------------------------------
 
 
+def axial_position_embeddings(axial, position_ids):
+    """What `AxialPositionalEmbedding` adds at the positions `position_ids` (the same sums): position p is row
+    p // width and column p % width of its (rows, width) grid, and its embedding that row's plus that column's."""
+    rows, columns = (weight.reshape(-1, weight.shape[-1]) for weight in axial.weights)
+    width = axial.shape[1]
+    return rows[position_ids // width] + columns[position_ids % width]
+
+
 class ReformerKoEmbeddings(nn.Module):
-    """Token + segment (`token_type_ids`) + absolute or axial position embeddings (rotary positions are applied
-    inside the attention instead)."""
+    """Token + segment (`token_type_ids`) + absolute or axial position embeddings, looked up by `position_ids`
+    (rotary positions are applied inside the attention instead)."""
 
     def __init__(self, config: ReformerKoConfig):
         super().__init__()
@@ -66,15 +81,16 @@ class ReformerKoEmbeddings(nn.Module):
             self.position_embeddings = None
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids):
-        embeddings = self.word_embeddings(input_ids)
+    def forward(self, input_ids, token_type_ids, position_ids, inputs_embeds=None):
+        """`inputs_embeds` (batch, length, embedding_size), when given, stand in for the embeddings of `input_ids`;
+        `position_ids` (batch or 1, length)."""
+        embeddings = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         if self.token_type_embeddings is not None:
             embeddings = embeddings + self.token_type_embeddings(token_type_ids)
         if isinstance(self.position_embeddings, nn.Embedding):
-            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-            embeddings = embeddings + self.position_embeddings(positions)[None]
+            embeddings = embeddings + self.position_embeddings(position_ids)
         elif self.position_embeddings is not None:
-            embeddings = embeddings + self.position_embeddings(embeddings)
+            embeddings = embeddings + axial_position_embeddings(self.position_embeddings, position_ids).to(embeddings)
         return self.dropout(embeddings)
 
 
@@ -82,8 +98,9 @@ class ReformerKoEmbeddings(nn.Module):
 
 
 class ReformerKoEncoder(Reformer):
-    """reformer-pytorch's `Reformer` built from a `ReformerKoConfig`, with padding-safe LSH attention and the
-    autocast-aware reversible sequence. Parameter names are reformer-pytorch's."""
+    """reformer-pytorch's `Reformer` built from a `ReformerKoConfig`, with padding-safe LSH attention in
+    `ReformerKoSelfAttention` layers (rotary positions per sequence, the generation cache) and the autocast-aware
+    reversible sequence. Parameter names are reformer-pytorch's."""
 
     def __init__(self, config: ReformerKoConfig):
         super().__init__(
@@ -102,6 +119,21 @@ class ReformerKoEncoder(Reformer):
             layer_dropout=config.layer_dropout,
             reverse_thres=config.reverse_thres,
         )
+        # One new attention module per module reformer-pytorch built: with `weight_tie` every layer shares one.
+        attentions = {}
+        for block in self.layers.irrev_blocks:
+            if id(block.f.fn) not in attentions:
+                attentions[id(block.f.fn)] = ReformerKoSelfAttention(
+                    config.hidden_size,
+                    config.num_attention_heads,
+                    config.bucket_size,
+                    config.num_hashes,
+                    causal=config.is_decoder,
+                    dropout=config.lsh_dropout,
+                    attn_chunks=config.attn_chunks,
+                    full_attn_thres=0,
+                )
+            block.f.fn = attentions[id(block.f.fn)]
         pairs = [nn.ModuleList([block.f, block.g]) for block in self.layers.irrev_blocks]
         self.layers = ReformerKoReversibleSequence(
             nn.ModuleList(pairs),
@@ -130,12 +162,14 @@ class ReformerKoEncoder(Reformer):
             training = module.lsh_attn.training
             module.lsh_attn = LSH_ATTENTION_CLASSES[name](**self.lsh_attention_kwargs).train(training)
 
-    def forward(self, x, input_mask=None, pos_emb=None, output_hidden_states=False):
+    def forward(self, x, input_mask=None, pos_emb=None, output_hidden_states=False, cache=None):
         """Returns the output and, when asked, the output of every layer (both halves of the reversible stream
-        averaged, as reformer-pytorch does for the output)."""
+        averaged, as reformer-pytorch does for the output). With `cache` (a `ReformerKoCache`) the layers read and
+        extend it."""
         x, layer_states = self.layers(
             torch.cat([x, x], dim=-1),
             output_hidden_states=output_hidden_states,
+            cache=cache,
             input_mask=input_mask,
             pos_emb=pos_emb,
         )
@@ -350,40 +384,55 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings.word_embeddings = value
 
-    def check_inputs(self, input_ids, attention_mask, token_type_ids):
-        """Raise a `ValueError` naming the problem for inputs that would otherwise fail deep inside (or silently)."""
-        if input_ids is None:
-            raise ValueError("input_ids is required: pass the token ids from the tokenizer.")
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (batch, sequence), got {tuple(input_ids.shape)}.")
-        if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-            raise ValueError(
-                f"input_ids must be integer token ids, got dtype {input_ids.dtype}: pass the tokenizer's ids "
-                "(torch.long), e.g. tokenizer(text, return_tensors='pt')."
-            )
-        length, limit = input_ids.shape[1], self.config.max_position_embeddings
-        if input_ids.shape[0] == 0:
-            raise ValueError("input_ids has no rows (a batch of 0 sequences): pass at least one sequence.")
+    def check_inputs(self, input_ids, attention_mask, token_type_ids, inputs_embeds=None, past_length=0):
+        """Raise a `ValueError` naming the problem for inputs that would otherwise fail deep inside (or silently).
+        `past_length`: tokens already in the cache, which the input follows."""
+        if input_ids is None and inputs_embeds is None:
+            raise ValueError("input_ids is required: pass the token ids from the tokenizer (or inputs_embeds).")
+        if input_ids is not None and inputs_embeds is not None:
+            raise ValueError("Pass input_ids or inputs_embeds, not both: inputs_embeds replace the embedding lookup.")
+        if inputs_embeds is not None:
+            width = self.config.embedding_size
+            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != width or not inputs_embeds.is_floating_point():
+                raise ValueError(
+                    f"inputs_embeds must be float vectors of shape (batch, sequence, {width}) (embedding_size), got "
+                    f"{inputs_embeds.dtype} of shape {tuple(inputs_embeds.shape)}."
+                )
+            input_name, shape = "inputs_embeds", inputs_embeds.shape[:2]
+        else:
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must have shape (batch, sequence), got {tuple(input_ids.shape)}.")
+            if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+                raise ValueError(
+                    f"input_ids must be integer token ids, got dtype {input_ids.dtype}: pass the tokenizer's ids "
+                    "(torch.long), e.g. tokenizer(text, return_tensors='pt')."
+                )
+            input_name, shape = "input_ids", input_ids.shape
+        length, limit = shape[1], self.config.max_position_embeddings
+        if shape[0] == 0:
+            raise ValueError(f"{input_name} has no rows (a batch of 0 sequences): pass at least one sequence.")
         if length == 0:
-            raise ValueError("input_ids is empty: pass at least one token.")
-        if length > limit:
+            raise ValueError(f"{input_name} is empty: pass at least one token.")
+        if past_length + length > limit:
+            cached = f" after the {past_length} in the cache" if past_length else ""
             raise ValueError(
-                f"Input of {length} tokens is longer than this model's max_position_embeddings ({limit}): truncate "
-                f"it, e.g. tokenizer(..., truncation=True, max_length={limit})."
+                f"Input of {length} tokens{cached} is longer than this model's max_position_embeddings ({limit}): "
+                f"truncate it, e.g. tokenizer(..., truncation=True, max_length={limit - past_length})."
             )
         for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-            if tensor is not None and tensor.shape != input_ids.shape:
+            if tensor is not None and tensor.shape != shape:
                 raise ValueError(
-                    f"{name} has shape {tuple(tensor.shape)} but input_ids has shape {tuple(input_ids.shape)}; "
+                    f"{name} has shape {tuple(tensor.shape)} but {input_name} has shape {tuple(shape)}; "
                     "they must match."
                 )
-        low, high = torch.stack(torch.aminmax(input_ids)).tolist()
-        if low < 0 or high >= self.config.vocab_size:
-            bad = low if low < 0 else high
-            raise ValueError(
-                f"Token id {bad} is outside the vocabulary [0, {self.config.vocab_size}) of this model: the tokenizer "
-                "does not match the model's config (vocab_size)."
-            )
+        if input_ids is not None:
+            low, high = torch.stack(torch.aminmax(input_ids)).tolist()
+            if low < 0 or high >= self.config.vocab_size:
+                bad = low if low < 0 else high
+                raise ValueError(
+                    f"Token id {bad} is outside the vocabulary [0, {self.config.vocab_size}) of this model: the "
+                    "tokenizer does not match the model's config (vocab_size)."
+                )
         if token_type_ids is not None:
             low, high = torch.stack(torch.aminmax(token_type_ids)).tolist()
             if low < 0 or high >= max(self.config.type_vocab_size, 1):
@@ -397,44 +446,166 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        past_key_values=None,
+        use_cache=None,
         output_hidden_states=None,
         return_dict=None,
         output_attentions=None,
+        cache=None,
     ):
+        r"""
+        position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): each token's
+            position, from 0 (default: its index, after the tokens in the cache). With left padding, count each
+            row's positions from its first real token (as `generate()` does from the attention mask): the real
+            tokens' outputs are then those of the row alone.
+        inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, embedding_size)`, *optional*):
+            vectors used instead of the embeddings of `input_ids` (segment and position embeddings are added).
+        past_key_values (`ReformerKoCache`, *optional*): the tokens so far (causal models, eval mode): the input is
+            what follows them, run through the layers one token at a time against the cache, which it extends.
+            `attention_mask` may cover the cached tokens too (only its last columns are read). `cache` is the same
+            argument under the name newer transformers releases pass.
+        use_cache (`bool`, *optional*, defaults to `False`): return the cache, a new one when none is given.
+        """
         check_no_attention_weights(output_attentions)
-        self.check_inputs(input_ids, attention_mask, token_type_ids)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
+        cache = cache if cache is not None else past_key_values
+        if use_cache and cache is None:
+            cache = ReformerKoCache(self.config)
+        past_length = 0
+        if cache is not None:
+            self.check_cache_use()
+            past_length = cache.get_seq_length()
+        inputs = input_ids if input_ids is not None else inputs_embeds
+        if past_length and attention_mask is not None and inputs is not None:
+            attention_mask = attention_mask[:, -inputs.shape[1] :]
+        self.check_inputs(input_ids, attention_mask, token_type_ids, inputs_embeds, past_length)
+        batch, length = inputs.shape[:2]
+        if position_ids is None:
+            position_ids = torch.arange(past_length, past_length + length, device=inputs.device)[None]
+        else:
+            self.check_position_ids(position_ids, (batch, length))
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(batch, length, dtype=torch.long, device=inputs.device)
 
-        length = input_ids.shape[1]
+        run = self.run_cached_steps if past_length else self.run_layers
+        sequence_output, hidden_states = run(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, cache
+        )
+        output = BaseModelOutputWithPast(
+            last_hidden_state=sequence_output, hidden_states=hidden_states, **{CACHE_FIELD: cache}
+        )
+        return self.finish(output, return_dict)
+
+    def check_cache_use(self):
+        if not self.config.is_decoder:
+            raise ValueError(
+                "The generation cache is for causal models: this one is bidirectional (is_decoder=False), so every "
+                "token depends on the later ones. Leave out use_cache and past_key_values."
+            )
+        if self.training:
+            raise ValueError(
+                "The generation cache needs eval mode: in training the LSH attention draws new hash rotations at "
+                "every call, so cached buckets would not match. Call model.eval() first."
+            )
+
+    def check_position_ids(self, position_ids, shape):
+        if position_ids.dim() != 2 or position_ids.shape[0] not in (1, shape[0]) or position_ids.shape[1] != shape[1]:
+            raise ValueError(
+                f"position_ids has shape {tuple(position_ids.shape)} but the input has shape {shape}: give one "
+                "position per token, (batch, sequence) or (1, sequence)."
+            )
+        low, high = torch.stack(torch.aminmax(position_ids)).tolist()
+        limit = self.config.max_position_embeddings
+        if low < 0 or high >= limit:
+            raise ValueError(
+                f"position_ids must be in [0, {limit}) (max_position_embeddings), got {low if low < 0 else high}."
+            )
+
+    def run_layers(
+        self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, cache
+    ):
+        """The whole input at once (padded to whole pairs of buckets): the final output and, when asked, the hidden
+        states. A given (empty) cache receives every token."""
+        length = token_type_ids.shape[1]
         multiple = 2 * self.config.bucket_size
         padding = math.ceil(length / multiple) * multiple - length
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
         # No mask at all when every position is a real token: LSH attention then skips the masking work.
         input_mask = None
-        if attention_mask is not None or padding:
-            input_mask = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+        if attention_mask is not None:
+            input_mask = attention_mask.bool()
+        elif padding:
+            input_mask = torch.ones_like(token_type_ids, dtype=torch.bool)
         if padding:
-            input_ids = F.pad(input_ids, (0, padding), value=self.config.pad_token_id)
+            if input_ids is not None:
+                input_ids = F.pad(input_ids, (0, padding), value=self.config.pad_token_id)
+            else:
+                inputs_embeds = F.pad(inputs_embeds, (0, 0, 0, padding))
             token_type_ids = F.pad(token_type_ids, (0, padding), value=0)
+            position_ids = F.pad(position_ids, (0, padding), value=0)
             input_mask = F.pad(input_mask, (0, padding), value=False)
-
-        embeddings = self.embeddings(input_ids, token_type_ids)
-        if self.embeddings_project is not None:
-            embeddings = self.embeddings_project(embeddings)
-        pos_emb = self.rotary(embeddings) if self.rotary is not None else None
-        sequence_output, layer_states = self.encoder(
-            embeddings, input_mask=input_mask, pos_emb=pos_emb, output_hidden_states=output_hidden_states
+        sequence_output, hidden_states = self.encode(
+            input_ids, token_type_ids, position_ids, inputs_embeds, input_mask, output_hidden_states, cache
         )
-        sequence_output = self.layer_norm(sequence_output)[:, :length]
+        if cache is not None and padding:
+            cache.crop(-padding)
+        if hidden_states is not None:
+            hidden_states = tuple(state[:, :length] for state in hidden_states)
+        return sequence_output[:, :length], hidden_states
 
+    def run_cached_steps(
+        self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, cache
+    ):
+        """Each token of the input in turn through the layers alone, attending through `cache`, which holds the
+        tokens before it (docs/models.md, "Generation and the cache"): the outputs and hidden states, joined."""
+        steps = []
+        for index in range(token_type_ids.shape[1]):
+            token = slice(index, index + 1)
+            steps.append(
+                self.encode(
+                    input_ids[:, token] if input_ids is not None else None,
+                    token_type_ids[:, token],
+                    position_ids[:, token],
+                    inputs_embeds[:, token] if inputs_embeds is not None else None,
+                    attention_mask[:, token].bool() if attention_mask is not None else None,
+                    output_hidden_states,
+                    cache,
+                )
+            )
+        sequence_output = torch.cat([output for output, _ in steps], dim=1)
         hidden_states = None
         if output_hidden_states:
-            hidden_states = tuple(state[:, :length] for state in (embeddings, *layer_states[:-1])) + (sequence_output,)
-        output = BaseModelOutput(last_hidden_state=sequence_output, hidden_states=hidden_states)
-        return self.finish(output, return_dict)
+            hidden_states = tuple(torch.cat(states, dim=1) for states in zip(*(states for _, states in steps)))
+        return sequence_output, hidden_states
+
+    def encode(self, input_ids, token_type_ids, position_ids, inputs_embeds, input_mask, output_hidden_states, cache):
+        """Embeddings, layers and the final LayerNorm: the output, and the hidden states when asked (embeddings,
+        every layer but the last, the output)."""
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
+        if self.embeddings_project is not None:
+            embeddings = self.embeddings_project(embeddings)
+        pos_emb = self.rotary_positions(position_ids, embeddings.dtype) if self.rotary is not None else None
+        sequence_output, layer_states = self.encoder(
+            embeddings,
+            input_mask=input_mask,
+            pos_emb=pos_emb,
+            output_hidden_states=output_hidden_states,
+            cache=cache,
+        )
+        sequence_output = self.layer_norm(sequence_output)
+        hidden_states = None
+        if output_hidden_states:
+            hidden_states = (embeddings, *layer_states[:-1], sequence_output)
+        return sequence_output, hidden_states
+
+    def rotary_positions(self, position_ids, dtype):
+        """The sines and cosines of rotary positions `position_ids` (batch or 1, length), as reformer-pytorch's
+        `FixedPositionalEmbedding` computes them for the positions 0, 1, ...: (batch or 1, length, head size)."""
+        angles = position_ids[..., None].type_as(self.rotary.inv_freq) * self.rotary.inv_freq
+        return torch.cat((angles.sin(), angles.cos()), dim=-1).to(dtype)
 
 
 class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
@@ -465,6 +636,8 @@ class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
         return_dict=None,
@@ -486,6 +659,8 @@ class ReformerKoForMaskedLM(ReformerKoPreTrainedModel):
             input_ids,
             attention_mask,
             token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
@@ -514,7 +689,8 @@ class ContextLimitCriteria(StoppingCriteria):
 
 class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
     """GPT-style left-to-right language model (`is_decoder=True`). Labels are the input ids: the loss is shifted
-    inside. `generate()` recomputes the whole prefix at every step (no cache) and never runs past
+    inside. `generate()` runs the prompt once and then each new token alone through the LSH cache
+    (`ReformerKoCache`; `use_cache=False` recomputes the whole prefix at every step instead) and never runs past
     `max_position_embeddings`."""
 
     accepts_loss_kwargs = True
@@ -543,14 +719,23 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
+        past_key_values=None,
+        use_cache=None,
         labels=None,
         output_hidden_states=None,
         return_dict=None,
         output_attentions=None,
         shift_labels=None,
         num_items_in_batch=None,
+        logits_to_keep=0,
+        cache=None,
     ):
         r"""
+        position_ids, inputs_embeds, past_key_values, use_cache, cache: as `ReformerKoModel.forward` takes them.
+            `generate()` passes them: position ids from the attention mask, and the cache (on unless
+            `use_cache=False`).
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the input ids (-100 to
             leave a position out): position i is scored on predicting `labels[:, i + 1]`.
         shift_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the targets already
@@ -558,30 +743,63 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
             padding-free collators); used instead of shifting `labels`.
         num_items_in_batch (`int` or `torch.Tensor`, *optional*): divide the summed loss by this count of scored
             tokens (the Trainer's, over a whole accumulated batch) instead of averaging over this batch's.
+        logits_to_keep (`int` or `torch.Tensor`, defaults to 0): the logits of the last `logits_to_keep` positions
+            only (0: every position), or of the positions a 1-D tensor lists; `generate()` asks for the last one.
         """
+        some_logits = not isinstance(logits_to_keep, int) or logits_to_keep > 0
+        if some_logits and (labels is not None or shift_labels is not None):
+            raise ValueError("The loss needs the logits of every position: leave logits_to_keep at 0 with labels.")
         outputs = self.reformer(
             input_ids,
             attention_mask,
             token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            past_key_values=cache if cache is not None else past_key_values,
+            use_cache=use_cache,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
         )
-        logits = self.lm_head(outputs.last_hidden_state)
+        kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        logits = self.lm_head(outputs.last_hidden_state[:, kept])
         loss = None
         if shift_labels is not None:
             loss = mean_cross_entropy(logits, shift_labels, num_items_in_batch=num_items_in_batch)
         elif labels is not None:
             loss = mean_cross_entropy(logits[:, :-1], labels[:, 1:], num_items_in_batch=num_items_in_batch)
-        return self.finish(CausalLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states), return_dict)
+        output = CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            **{CACHE_FIELD: getattr(outputs, CACHE_FIELD)},
+        )
+        return self.finish(output, return_dict)
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, **kwargs):
-        return {"input_ids": input_ids, "attention_mask": attention_mask}
-
-    def generate(self, *args, stopping_criteria=None, **kwargs):
+    def generate(self, inputs=None, generation_config=None, stopping_criteria=None, **kwargs):
+        """`GenerationMixin.generate`, which never runs past `max_position_embeddings` tokens: a request for more
+        is told so (a warning) and gets the tokens up to the context."""
+        limit = self.config.max_position_embeddings
+        # Given inputs_embeds alone, the sequences generate() returns (and its criteria see) leave the prompt out.
+        embedded_prompt = 0
+        if inputs is None and kwargs.get("input_ids") is None and kwargs.get("inputs_embeds") is not None:
+            embedded_prompt = kwargs["inputs_embeds"].shape[1]
+        prompt = inputs if inputs is not None else kwargs.get("input_ids")
+        prompt_length = embedded_prompt + (prompt.shape[-1] if prompt is not None else 0)
+        config = generation_config or self.generation_config
+        max_new_tokens = kwargs.get("max_new_tokens", config.max_new_tokens)
+        requested = kwargs.get("max_length", config.max_length)
+        if max_new_tokens is not None:
+            requested = prompt_length + max_new_tokens
+        if requested > limit:
+            logger.warning(
+                f"generate() was asked for {requested} tokens with a {prompt_length}-token prompt, more than this "
+                f"model's max_position_embeddings ({limit}): it stops at {limit} tokens. Ask for at most "
+                f"max_new_tokens={max(limit - prompt_length, 0)}."
+            )
         criteria = StoppingCriteriaList(stopping_criteria or [])
-        criteria.append(ContextLimitCriteria(self.config.max_position_embeddings))
-        return super().generate(*args, stopping_criteria=criteria, **kwargs)
+        criteria.append(ContextLimitCriteria(limit - embedded_prompt))
+        return super().generate(inputs, generation_config, stopping_criteria=criteria, **kwargs)
 
 
 @dataclass
@@ -611,6 +829,8 @@ class ReformerKoForPreTraining(ReformerKoPreTrainedModel):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
         return_dict=None,
@@ -620,6 +840,8 @@ class ReformerKoForPreTraining(ReformerKoPreTrainedModel):
             input_ids,
             attention_mask,
             token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
@@ -656,6 +878,8 @@ class ReformerKoForQuestionAnswering(ReformerKoPreTrainedModel):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
         start_positions=None,
         end_positions=None,
         output_hidden_states=None,
@@ -666,6 +890,8 @@ class ReformerKoForQuestionAnswering(ReformerKoPreTrainedModel):
             input_ids,
             attention_mask,
             token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
@@ -703,6 +929,8 @@ class ReformerKoForSequenceClassification(ReformerKoPreTrainedModel):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
         return_dict=None,
@@ -712,6 +940,8 @@ class ReformerKoForSequenceClassification(ReformerKoPreTrainedModel):
             input_ids,
             attention_mask,
             token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,
@@ -756,6 +986,8 @@ class ReformerKoForTokenClassification(ReformerKoPreTrainedModel):
         input_ids=None,
         attention_mask=None,
         token_type_ids=None,
+        position_ids=None,
+        inputs_embeds=None,
         labels=None,
         output_hidden_states=None,
         return_dict=None,
@@ -772,6 +1004,8 @@ class ReformerKoForTokenClassification(ReformerKoPreTrainedModel):
             input_ids,
             attention_mask,
             token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
             output_hidden_states=output_hidden_states,
             output_attentions=output_attentions,
             return_dict=True,

@@ -1,6 +1,6 @@
 """The reversible layer stack: reformer-pytorch's `ReversibleSequence` with a backward pass that re-enters the
-forward's autocast state (under bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32)
-and with each layer's output on the irreversible path.
+forward's autocast state (under bf16/fp16 it recomputes the blocks in the forward's precision rather than in fp32),
+with each layer's output on the irreversible path, and with the generation cache (one `LSHLayerCache` per layer).
 
 A sibling of the modeling file that travels with it to the Hub as remote code: it imports installed packages only.
 """
@@ -51,26 +51,29 @@ class _AutocastReversibleFunction(torch.autograd.Function):
 
 
 class ReformerKoReversibleSequence(ReversibleSequence):
-    """reformer-pytorch's `ReversibleSequence` with an autocast-aware backward, per-layer hidden states, and layer
-    dropout that picks from the irreversible blocks on the irreversible path."""
+    """reformer-pytorch's `ReversibleSequence` with an autocast-aware backward, per-layer hidden states, layer
+    dropout that picks from the irreversible blocks on the irreversible path, and the generation cache."""
 
-    def forward(self, x, output_hidden_states=False, **kwargs):
+    def forward(self, x, output_hidden_states=False, cache=None, **kwargs):
+        """`x` through the layers (both halves of the reversible stream); with `cache` (a `ReformerKoCache`) each
+        layer's attention reads and extends its layer of the cache. Returns the output and each layer's output."""
         indices = list(range(len(self.blocks)))
         if self.training and self.layer_dropout > 0:
             keep = torch.empty(len(indices)).uniform_(0, 1) >= self.layer_dropout
             indices = [index for index in indices if keep[index]] or indices[:1]
-        block_kwargs = {"f_args": kwargs, "g_args": {}}
 
         # Hidden states are asked for rarely (analysis, feature extraction): take the irreversible path, which
-        # computes the same function and lets gradients reach every returned state.
-        if x.shape[1] > self.reverse_thres and not output_hidden_states:
+        # computes the same function and lets gradients reach every returned state. So does the cache, which is for
+        # generation: each layer gets its own layer of the cache, and a step of one token has nothing to save.
+        if x.shape[1] > self.reverse_thres and not output_hidden_states and cache is None:
             if torch.is_grad_enabled():
                 kwargs["_bucket_cache"] = {}
             blocks = [self.blocks[index] for index in indices]
-            return _AutocastReversibleFunction.apply(x, blocks, block_kwargs), ()
+            return _AutocastReversibleFunction.apply(x, blocks, {"f_args": kwargs, "g_args": {}}), ()
 
         layer_states = []
         for index in indices:
-            x = self.irrev_blocks[index](x, **block_kwargs)
+            f_args = kwargs if cache is None else {**kwargs, "cache_layer": cache.layers[index]}
+            x = self.irrev_blocks[index](x, f_args=f_args, g_args={})
             layer_states.append(x)
         return x, tuple(layer_states)
