@@ -18,7 +18,6 @@ This file, its configuration and the three siblings it imports relatively travel
 """
 
 import math
-import re
 from dataclasses import dataclass
 
 import torch
@@ -248,6 +247,17 @@ def check_no_attention_weights(output_attentions):
         raise ValueError(NO_ATTENTION_WEIGHTS)
 
 
+def parameter_aliases(module):
+    """{name: first name} for every parameter that `module` reaches under more than one name."""
+    first_name, aliases = {}, {}
+    for name, parameter in module.named_parameters(remove_duplicate=False):
+        if id(parameter) in first_name:
+            aliases[name] = first_name[id(parameter)]
+        else:
+            first_name[id(parameter)] = name
+    return aliases
+
+
 def saved_code_name(cls):
     """`cls` as a saved config's `auto_map` names it: its file beside the weights (without `.py`), then the class."""
     return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
@@ -265,6 +275,9 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
     base_model_prefix = "reformer"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+    # Device maps place a layer (attention and feed-forward, which share one module across layers with `weight_tie`)
+    # whole on one device.
+    _no_split_modules = ["ReversibleBlock"]
     # What LSH attention can and cannot do, in the attributes transformers reads: FlexAttention computes it (a
     # backend of its own, lsh_attention.py); SDPA, flash attention and the attention-backend registry compute full
     # (or sliding) attention, which is another function; and no attention weights exist to return
@@ -307,22 +320,25 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
             init.copy_(module.inv_freq, 1.0 / (10000 ** (torch.arange(0, dim, 2).float() / dim)))
 
     def post_init(self):
-        # reformer-pytorch registers every layer twice (reversible `blocks` and `irrev_blocks`) and, with
-        # `weight_tie`, one module under every layer: store each tensor once, under its first name. The modules
-        # are shared objects, so loading the first name restores every alias.
-        first_name, aliases = {}, []
-        for name, parameter in self.named_parameters(remove_duplicate=False):
-            if id(parameter) in first_name:
-                aliases.append(name)
-            else:
-                first_name[id(parameter)] = name
-        self._keys_to_ignore_on_save = set(aliases)
-        self._keys_to_ignore_on_load_missing = [f"^{re.escape(name)}$" for name in aliases]
         # A checkpoint of one head carries that head's parameters, which another head does not use: ignored on load,
         # so that e.g. a masked-LM checkpoint loaded into the QA head reports exactly the newly initialised keys.
         head_modules = sorted({name for head in HEADS.values() for name in head.head_modules})
         self._keys_to_ignore_on_load_unexpected = [rf"^({'|'.join(head_modules)})\."]
         super().post_init()
+        # Tied parameters are not saved (the first name holds the tensor), so a checkpoint lacks exactly these keys:
+        # the Trainer, which loads checkpoints with `load_state_dict`, then ties them back instead of warning.
+        self._keys_to_ignore_on_save = set(self.all_tied_weights_keys)
+
+    def get_expanded_tied_weights_keys(self, all_submodels=False):
+        """transformers' tied parameters ({alias: source}): the output embeddings (with `tie_word_embeddings`) and
+        reformer-pytorch's aliases, which exist whatever the config says: it registers every layer twice (reversible
+        `blocks` and `irrev_blocks`) and, with `weight_tie`, one module under every layer. Each alias is tied to the
+        parameter's first name, the one checkpoints store, so saving, loading, `tie_weights()`, device maps and
+        offloading all treat them as one tensor."""
+        tied = super().get_expanded_tied_weights_keys(all_submodels)
+        if all_submodels:
+            return tied  # transformers calls this method on every submodel
+        return {**parameter_aliases(self), **tied}
 
     def _flex_attn_can_dispatch(self, is_init_check=False):
         # Whether FlexAttention runs depends on the device the model will run on: the attention checks each time

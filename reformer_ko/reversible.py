@@ -54,6 +54,16 @@ class ReformerKoReversibleSequence(ReversibleSequence):
     """reformer-pytorch's `ReversibleSequence` with an autocast-aware backward, per-layer hidden states, layer
     dropout that picks from the irreversible blocks on the irreversible path, and the generation cache."""
 
+    def __init__(self, blocks, **kwargs):
+        super().__init__(blocks, **kwargs)
+        # reformer-pytorch registers every layer twice: in `blocks` (reversible wrappers) and in `irrev_blocks`
+        # (irreversible wrappers of the same modules). Registered once, each parameter has one name, so state dicts,
+        # checkpoints, device maps and offloading see each layer once; the irreversible wrappers hold no parameters
+        # of their own and stay a plain tuple.
+        irrev_blocks = tuple(self.irrev_blocks)
+        del self.irrev_blocks
+        self.irrev_blocks = irrev_blocks
+
     def forward(self, x, output_hidden_states=False, cache=None, **kwargs):
         """`x` through the layers (both halves of the reversible stream); with `cache` (a `ReformerKoCache`) each
         layer's attention reads and extends its layer of the cache. Returns the output and each layer's output."""

@@ -206,3 +206,56 @@ def test_corrupt_weights_file_is_a_clear_error(damage, tmp_path):
     weights.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"not a safetensors file")
     with pytest.raises(ValueError, match="truncated or corrupt"):
         ReformerKoForMaskedLM.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"weight_tie": True}, {"tie_word_embeddings": False}])
+def test_every_parameter_has_one_name_or_is_a_declared_tied_alias(overrides):
+    model = ReformerKoForMaskedLM(tiny_config(**overrides))
+    names = [name for name, _ in model.named_parameters(remove_duplicate=False)]
+    assert not any("irrev_blocks" in name for name in names)
+    first_names = {name for name, _ in model.named_parameters()}
+    assert set(names) - first_names == set(model.all_tied_weights_keys)
+    for alias, source in model.all_tied_weights_keys.items():
+        assert model.get_parameter(alias) is model.get_parameter(source), alias
+
+
+def test_tie_weights_keeps_weight_tied_layers_one_module(tmp_path):
+    saved(ReformerKoForMaskedLM, tmp_path, weight_tie=True)
+    loaded = ReformerKoForMaskedLM.from_pretrained(tmp_path)
+    loaded.tie_weights()
+    blocks = loaded.reformer.encoder.layers.blocks
+    assert blocks[0].f.net.fn.to_out.weight is blocks[1].f.net.fn.to_out.weight
+    assert loaded.lm_head.decoder.weight is loaded.reformer.embeddings.word_embeddings.weight
+
+
+@pytest.mark.parametrize("overrides", [{}, {"weight_tie": True}])
+def test_a_device_map_that_offloads_layers_to_disk_gives_the_same_outputs(overrides, tmp_path):
+    model = saved(ReformerKoForMaskedLM, tmp_path / "model", num_hidden_layers=4, **overrides)
+    # Room on the CPU for the embeddings, the LM head and one layer (no room for any with weight_tie): the rest on disk.
+    offloaded = ReformerKoForMaskedLM.from_pretrained(
+        tmp_path / "model", device_map="auto", max_memory={"cpu": 120_000}, offload_folder=tmp_path / "offload"
+    ).eval()
+    if not overrides:
+        assert set(offloaded.hf_device_map.values()) == {"cpu", "disk"}
+    torch.testing.assert_close(first_output(offloaded), first_output(model))
+
+
+def test_trainer_resumes_from_a_checkpoint_without_missing_keys(tmp_path, hf_warnings):
+    torch.manual_seed(0)
+    inputs = torch.randint(5, 120, (8, 32))
+    dataset = [{"input_ids": ids, "labels": ids} for ids in inputs]
+
+    def trainer(max_steps):
+        args = transformers.TrainingArguments(
+            tmp_path, per_device_train_batch_size=4, max_steps=max_steps, save_steps=1, report_to=[], use_cpu=True,
+            disable_tqdm=True,
+        )  # fmt: skip
+        return transformers.Trainer(model=ReformerKoForMaskedLM(tiny_config()), args=args, train_dataset=dataset)
+
+    trainer(1).train()
+    hf_warnings.clear()
+    resumed = trainer(2)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-1"))
+    assert "missing keys" not in hf_warnings.text and "unexpected keys" not in hf_warnings.text
+    model = resumed.model
+    assert model.lm_head.decoder.weight is model.reformer.embeddings.word_embeddings.weight
