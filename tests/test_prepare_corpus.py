@@ -242,6 +242,11 @@ def test_markup_lines_are_dropped_and_counted(line):
     assert cleaner.counts["markup lines dropped"] == 1
 
 
+def test_a_line_that_only_starts_and_ends_with_parentheses_is_kept():
+    line = "(19라운드 경기는 이듬해 치러졌다.) 대회는 8월 7일부터 진행되었다. (5)"
+    assert DocumentCleaner(CleaningOptions(min_document_chars=0)).clean([Block(PARAGRAPH, line)]) == [line]
+
+
 def test_every_rule_can_be_turned_off(tmp_path):
     path = tmp_path / "raw.txt"
     path.write_text("짧다[1].\n\n짧다[1].\n")

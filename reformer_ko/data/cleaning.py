@@ -47,8 +47,7 @@ _MARKUP_LINE = re.compile(
     r"(?:\{\||\|\}|\|-|\||!|\{\{|\}\}|(?:분류|파일|그림|틀|Category|File|Image|Template)\s*:).*|.*\}\}",
     re.IGNORECASE,
 )
-# A line wholly in parentheses is an aside (a note, a pronunciation, a date), not a sentence.
-_PARENTHETICAL_LINE = re.compile(r"[(（].*[)）]")
+_OPENING, _CLOSING = "(（", ")）"
 
 
 @dataclass(frozen=True)
@@ -154,6 +153,19 @@ def is_markup_line(line: str) -> bool:
     """Whether a (stripped) line is markup rather than text: see `CleaningOptions.drop_markup_lines`."""
     return (
         _MARKUP_LINE.fullmatch(line) is not None
-        or _PARENTHETICAL_LINE.fullmatch(line) is not None
+        or _is_parenthetical(line)
         or not any(character.isalnum() for character in line)
     )
+
+
+def _is_parenthetical(line: str) -> bool:
+    """Whether the whole line is one aside in parentheses (a note, a pronunciation, a date), not a sentence:
+    its first bracket closes at its last character ("(2001년 기준)", not "(가) 본문이다. (나)")."""
+    if line[0] not in _OPENING or line[-1] not in _CLOSING:
+        return False
+    depth = 0
+    for index, character in enumerate(line):
+        depth += (character in _OPENING) - (character in _CLOSING)
+        if depth == 0:
+            return index == len(line) - 1
+    return False
