@@ -42,7 +42,7 @@ from transformers.utils import ModelOutput, logging
 from .configuration_reformer_ko import NO_ATTENTION_WEIGHTS, ReformerKoConfig
 from .lsh_attention import LSH_ATTENTION_CLASSES, ReformerKoSelfAttention
 from .lsh_cache import ReformerKoCache
-from .reversible import ReformerKoReversibleSequence
+from .reversible import ReformerKoReversibleSequence, with_hidden_state
 
 logger = logging.get_logger(__name__)
 
@@ -161,18 +161,21 @@ class ReformerKoEncoder(Reformer):
             training = module.lsh_attn.training
             module.lsh_attn = LSH_ATTENTION_CLASSES[name](**self.lsh_attention_kwargs).train(training)
 
-    def forward(self, x, input_mask=None, pos_emb=None, output_hidden_states=False, cache=None):
-        """Returns the output and, when asked, the output of every layer (both halves of the reversible stream
-        averaged, as reformer-pytorch does for the output). With `cache` (a `ReformerKoCache`) the layers read and
-        extend it."""
+    def forward(
+        self, x, input_mask=None, pos_emb=None, output_hidden_states=False, cache=None, hidden_state_length=None
+    ):
+        """Returns the output and, when asked, the hidden state of every layer over the first `hidden_state_length`
+        positions (both halves of the reversible stream averaged, as reformer-pytorch does for the output). With
+        `cache` (a `ReformerKoCache`) the layers read and extend it."""
         x, layer_states = self.layers(
             torch.cat([x, x], dim=-1),
             output_hidden_states=output_hidden_states,
+            hidden_state_length=hidden_state_length,
             cache=cache,
             input_mask=input_mask,
             pos_emb=pos_emb,
         )
-        return merge_reversible_halves(x), tuple(merge_reversible_halves(state) for state in layer_states)
+        return merge_reversible_halves(x), layer_states
 
 
 def merge_reversible_halves(x):
@@ -564,13 +567,11 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
             position_ids = F.pad(position_ids, (0, padding), value=0)
             input_mask = F.pad(input_mask, (0, padding), value=False)
         sequence_output, hidden_states = self.encode(
-            input_ids, token_type_ids, position_ids, inputs_embeds, input_mask, output_hidden_states, cache
+            input_ids, token_type_ids, position_ids, inputs_embeds, input_mask, output_hidden_states, cache, length
         )
         if cache is not None and padding:
             cache.crop(-padding)
-        if hidden_states is not None:
-            hidden_states = tuple(state[:, :length] for state in hidden_states)
-        return sequence_output[:, :length], hidden_states
+        return sequence_output, hidden_states
 
     def run_cached_steps(
         self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, cache
@@ -597,12 +598,18 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
             hidden_states = tuple(torch.cat(states, dim=1) for states in zip(*(states for _, states in steps)))
         return sequence_output, hidden_states
 
-    def encode(self, input_ids, token_type_ids, position_ids, inputs_embeds, input_mask, output_hidden_states, cache):
-        """Embeddings, layers and the final LayerNorm: the output, and the hidden states when asked (embeddings,
-        every layer but the last, the output)."""
+    def encode(
+        self, input_ids, token_type_ids, position_ids, inputs_embeds, input_mask, output_hidden_states, cache, length=None
+    ):
+        """Embeddings, layers and the final LayerNorm: the output over the first `length` positions (all by
+        default; the rest is internal padding), and the hidden states when asked (embeddings, every layer but the
+        last, the output), each on the output's gradient path (reversible.py, `with_hidden_state`)."""
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
         if self.embeddings_project is not None:
             embeddings = self.embeddings_project(embeddings)
+        length = embeddings.shape[1] if length is None else length
+        if output_hidden_states:
+            embeddings, embedding_state = with_hidden_state(embeddings, length, halves=1)
         pos_emb = self.rotary_positions(position_ids, embeddings.dtype) if self.rotary is not None else None
         sequence_output, layer_states = self.encoder(
             embeddings,
@@ -610,11 +617,12 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
             pos_emb=pos_emb,
             output_hidden_states=output_hidden_states,
             cache=cache,
+            hidden_state_length=length,
         )
-        sequence_output = self.layer_norm(sequence_output)
+        sequence_output = self.layer_norm(sequence_output)[:, :length]
         hidden_states = None
         if output_hidden_states:
-            hidden_states = (embeddings, *layer_states[:-1], sequence_output)
+            hidden_states = (embedding_state, *layer_states[:-1], sequence_output)
         return sequence_output, hidden_states
 
     def rotary_positions(self, position_ids, dtype):

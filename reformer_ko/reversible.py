@@ -50,6 +50,34 @@ class _AutocastReversibleFunction(torch.autograd.Function):
         return dy, None, None
 
 
+class _ThroughState(torch.autograd.Function):
+    """`x`, its value unchanged, computed through `state`, the mean of x's halves over its first positions, so that
+    gradients of anything computed from the output reach `state`. `state` receives the derivative with respect to
+    that mean with the rest of `x` held fixed (the halves' difference, the later positions), and `x` the remainder,
+    so that x's gradient, directly and through `state`, is the one it has without this function."""
+
+    @staticmethod
+    def forward(ctx, x, state):
+        ctx.halves, ctx.length = x.shape[-1] // state.shape[-1], state.shape[1]
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_state = torch.stack(grad[:, : ctx.length].chunk(ctx.halves, dim=-1)).sum(dim=0)
+        grad_x = grad.clone()
+        grad_x[:, : ctx.length] -= torch.cat([grad_state / ctx.halves] * ctx.halves, dim=-1)
+        return grad_x, grad_state
+
+
+def with_hidden_state(x, length, halves):
+    """`x` (batch, positions, halves x width) on the way to the output, and its hidden state: the mean of its halves
+    (both halves of the reversible stream, as reformer-pytorch averages them for the output) over the first `length`
+    positions (the real tokens, before internal padding). The returned `x` has the same values and is computed
+    through the state, so the state is on the output's gradient path."""
+    state = torch.stack(x[:, :length].chunk(halves, dim=-1)).mean(dim=0)
+    return _ThroughState.apply(x, state), state
+
+
 class ReformerKoReversibleSequence(ReversibleSequence):
     """reformer-pytorch's `ReversibleSequence` with an autocast-aware backward, per-layer hidden states, layer
     dropout that picks from the irreversible blocks on the irreversible path, and the generation cache."""
@@ -64,9 +92,11 @@ class ReformerKoReversibleSequence(ReversibleSequence):
         del self.irrev_blocks
         self.irrev_blocks = irrev_blocks
 
-    def forward(self, x, output_hidden_states=False, cache=None, **kwargs):
+    def forward(self, x, output_hidden_states=False, cache=None, hidden_state_length=None, **kwargs):
         """`x` through the layers (both halves of the reversible stream); with `cache` (a `ReformerKoCache`) each
-        layer's attention reads and extends its layer of the cache. Returns the output and each layer's output."""
+        layer's attention reads and extends its layer of the cache. Returns the output and, with
+        `output_hidden_states`, each layer's hidden state over the first `hidden_state_length` positions (all by
+        default), on the output's gradient path (`with_hidden_state`)."""
         indices = list(range(len(self.blocks)))
         if self.training and self.layer_dropout > 0:
             keep = torch.empty(len(indices)).uniform_(0, 1) >= self.layer_dropout
@@ -85,5 +115,7 @@ class ReformerKoReversibleSequence(ReversibleSequence):
         for index in indices:
             f_args = kwargs if cache is None else {**kwargs, "cache_layer": cache.layers[index]}
             x = self.irrev_blocks[index](x, f_args=f_args, g_args={})
-            layer_states.append(x)
+            if output_hidden_states:
+                x, state = with_hidden_state(x, hidden_state_length or x.shape[1], halves=2)
+                layer_states.append(state)
         return x, tuple(layer_states)
