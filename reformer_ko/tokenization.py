@@ -31,6 +31,8 @@ SPECIAL_TOKENS = {
     "mask_token": "[MASK]",
 }
 CONTINUATION_PREFIX = "##"
+# Options of `from_pretrained` that transformers writes into a loaded tokenizer's saved config.
+LOADING_OPTIONS = ("local_files_only", "is_local")
 MODEL_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
 # What a tokenizer directory may hold: the files saved here and those of other transformers tokenizers. Saving
 # replaces all of them as a set, so none of an earlier tokenizer is left beside the new one.
@@ -160,6 +162,7 @@ def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
     staging.mkdir()
     try:
         tokenizer.save_pretrained(staging)
+        _drop_loading_options(staging / "tokenizer_config.json")
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
         (staging / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
         special_tokens_map = {name: getattr(tokenizer, name) for name in SPECIAL_TOKENS}
@@ -172,6 +175,17 @@ def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
             _replace_directory(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _drop_loading_options(tokenizer_config: Path) -> None:
+    """Remove how the tokenizer was loaded (transformers records `local_files_only` and `is_local` of a local
+    directory) from its saved config: a saved tokenizer is the same files however it was loaded."""
+    config = json.loads(tokenizer_config.read_text(encoding="utf-8"))
+    if set(config) & set(LOADING_OPTIONS):
+        config = {key: value for key, value in config.items() if key not in LOADING_OPTIONS}
+        # as transformers writes it
+        text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        tokenizer_config.write_text(text, encoding="utf-8")
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> list[str]:

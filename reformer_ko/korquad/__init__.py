@@ -1,5 +1,7 @@
 """KorQuAD v1.0: data loading and validation, QA features, post-processing and the official metric."""
 
+from pathlib import Path
+
 from reformer_ko.korquad.data import (
     KORQUAD_FEATURES,
     KorquadFormatError,
@@ -13,8 +15,12 @@ from reformer_ko.korquad.features import prepare_eval_features, prepare_train_fe
 from reformer_ko.korquad.metric import evaluate_korquad, exact_match_score, f1_score, normalize_answer
 from reformer_ko.korquad.postprocess import nbest_answers, postprocess_qa_predictions, write_predictions
 
+# The official metric as an `evaluate` module: `evaluate.load(KORQUAD_METRIC)` (korquad_metric.py).
+KORQUAD_METRIC = str(Path(__file__).with_name("korquad_metric.py"))
+
 __all__ = [
     "KORQUAD_FEATURES",
+    "KORQUAD_METRIC",
     "KorquadFormatError",
     "evaluate_korquad",
     "exact_match_score",

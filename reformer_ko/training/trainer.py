@@ -27,6 +27,7 @@ from transformers.trainer_utils import TrainOutput
 from ..electra import GENERATOR_DIR, ElectraPretrainingModel, load_weights_strictly
 from ..errors import UserInputError
 from ..modeling_reformer_ko import ReformerKoForMaskedLM
+from ..tokenization import save_tokenizer
 from .checkpoints import STAGING_DIR, CheckpointCompletion, fsync_tree, move_contents, write_atomically
 from .data import TrainingData
 from .metrics import perplexity
@@ -127,6 +128,9 @@ class ReformerKoTrainer(Trainer):
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if _internal_call:
             super().save_model(output_dir, _internal_call=True)
+            if self.args.should_save and self.processing_class is not None:
+                # The tokenizer files `reformer-ko train-tokenizer` writes, with the model's limit (training_model).
+                save_tokenizer(self.processing_class, output_dir, overwrite=True)
             return
         staged = os.path.join(output_dir, STAGING_DIR, "model")
         if self.args.should_save:
@@ -211,7 +215,7 @@ class PretrainingTrainer(ReformerKoTrainer):
         # The generator is a standalone checkpoint too: it gets the tokenizer.
         generator_dir = os.path.join(output_dir or self.args.output_dir, GENERATOR_DIR)
         if _internal_call and self.args.should_save and self.processing_class is not None and os.path.isdir(generator_dir):
-            self.processing_class.save_pretrained(generator_dir)
+            save_tokenizer(self.processing_class, generator_dir, overwrite=True)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         # The one private method overridden (tests/test_training_contract.py checks its signature in transformers):
