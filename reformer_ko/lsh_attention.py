@@ -206,10 +206,13 @@ class PaddingSafeLSHAttention(LSHAttention):
 
         window = cache_layer.attention_window(self.bucket_size).reshape(rows, -1)
         slots = window.clamp(min=0)
-        keys = cache_layer.keys.view(rows, -1, dim)
-        values = cache_layer.values.view(rows, -1, v.shape[-1])
-        keys = keys.gather(1, slots[..., None].expand(-1, -1, dim)).view(rows, self.n_hashes, -1, dim)
-        values = values.gather(1, slots[..., None].expand(-1, -1, values.shape[-1]))
+        # The window's keys and values as rows of the flattened storage (one index_select each: far faster on CPU
+        # than a gather along the tokens with an expanded index).
+        capacity = cache_layer.capacity
+        rows_slots = (slots + torch.arange(rows, device=slots.device)[:, None] * capacity).view(-1)
+        keys = cache_layer.keys.view(rows * capacity, dim).index_select(0, rows_slots)
+        keys = keys.view(rows, self.n_hashes, -1, dim)
+        values = cache_layer.values.view(rows * capacity, -1).index_select(0, rows_slots)
         values = values.view(rows, self.n_hashes, -1, values.shape[-1])
 
         dots = torch.einsum("be,bhje->bhj", query, keys) * (dim**-0.5)

@@ -110,20 +110,21 @@ class LSHLayerCache(CacheLayerMixin):
         2 * bucket_size), -1 where the window has fewer tokens: those that the full forward over the tokens so far
         puts in the last token's chunk of `bucket_size` tokens and the chunk before it (none before the first chunk
         of a round), the last token included."""
-        end = self.length
-        buckets = self.buckets[..., :end]
+        end, width = self.length, 2 * bucket_size
+        buckets, places = self.buckets[..., :end], self.places[..., :end]
         in_lower_buckets = self.bucket_sizes.cumsum(dim=-1) - self.bucket_sizes
-        sorted_places = in_lower_buckets.gather(-1, buckets) + self.places[..., :end]
-        chunk = sorted_places[..., -1:] // bucket_size
-        window_start = (chunk - 1).clamp(min=0) * bucket_size
-        offsets = sorted_places - window_start
-        inside = (offsets >= 0) & (sorted_places < (chunk + 1) * bucket_size)
-        # Tokens outside the window all go to one extra slot, dropped after the scatter.
-        width = 2 * bucket_size
-        slots = torch.where(inside, offsets, width)
-        window = torch.full((*buckets.shape[:-1], width + 1), -1, dtype=torch.long, device=buckets.device)
+        last_place = in_lower_buckets.gather(-1, buckets[..., -1:]) + places[..., -1:]
+        chunk = last_place // bucket_size
+        start = (chunk - 1).clamp(min=0) * bucket_size
+        # Every token's place in the sort, as a slot of a window with one extra slot at each end: 0 for the tokens
+        # before the window, width + 1 for those after it (both dropped after the scatter). Four passes over the
+        # tokens, whose cost is small beside the projections' (docs/benchmarks.md).
+        slots = (in_lower_buckets - start + 1).gather(-1, buckets).add_(places).clamp_(0, width + 1)
+        window = torch.full((*buckets.shape[:-1], width + 2), -1, dtype=torch.long, device=buckets.device)
         window.scatter_(-1, slots, torch.arange(end, device=buckets.device).expand_as(slots))
-        return window[..., :width]
+        window = window[..., 1 : width + 1]
+        # In a round's first chunk the window is that chunk alone.
+        return window.masked_fill_(torch.arange(width, device=window.device) >= (chunk + 1) * bucket_size - start, -1)
 
     def get_seq_length(self):
         return self.length

@@ -44,7 +44,8 @@ def use_reference_attention(model, monkeypatch, prompt_length):
     computes its last row (the cached tokens' keys and values are those of the earlier rows)."""
     for module in model.modules():
         if isinstance(module, PaddingSafeLSHAttention):
-            monkeypatch.setattr(module, "forward", reference_attention(module.forward, module.bucket_size, prompt_length))
+            reference = reference_attention(module.forward, module.bucket_size, prompt_length)
+            monkeypatch.setattr(module, "forward", reference)
 
 
 def reference_attention(full_forward, bucket_size, prompt_length):
@@ -124,7 +125,8 @@ def test_an_attention_mask_over_the_cached_tokens_too_is_accepted():
     inputs = tokens(batch=1, length=12)
     with torch.no_grad():
         prompt = model(inputs[:, :10], use_cache=True)
-        step = model(inputs[:, 10:], attention_mask=torch.ones(1, 12, dtype=torch.long), past_key_values=cache_of(prompt))
+        whole_mask = torch.ones(1, 12, dtype=torch.long)
+        step = model(inputs[:, 10:], attention_mask=whole_mask, past_key_values=cache_of(prompt))
     torch.testing.assert_close(step.logits, logits_through_the_cache(model, inputs, prompt_length=10)[:, 10:])
 
 
