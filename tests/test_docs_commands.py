@@ -47,6 +47,7 @@ from pathlib import Path
 
 import pytest
 from pretraining_fixtures import CORPUS, ROOT, load_script, script_environment
+from wiki_fixtures import corpus_as_wiki_dump
 
 RUN, ISOLATED, VALIDATE, CHECK, COMPILE = "run", "isolated", "validate", "check", "compile"
 DEMO_DATA = ROOT / "reformer_ko" / "demo_data"
@@ -176,6 +177,7 @@ HUB = "--push_to_hub uploads to the Hub"
 CPU_DDP = "tests/test_distributed.py runs 2 CPU processes with these launcher arguments"
 QUICKSTART, README, MODELS, DATA = "docs/quickstart.md", "README.md", "docs/models.md", "docs/data.md"
 PRETRAINING, EXAMPLES, KORQUAD, HUB_MD = "docs/pretraining.md", "examples/README.md", "docs/korquad.md", "docs/hub.md"
+SCRIPTS = "docs/transformers-scripts.md"
 
 # fmt: off
 ENTRIES = [
@@ -191,7 +193,11 @@ ENTRIES = [
     Entry("reformer-ko demo --all", RUN, (QUICKSTART,), options=TINY_DEMO),
     Entry("reformer-ko demo --corpus ../shared/data/kowiki", RUN, (QUICKSTART,), options=TINY_DEMO),
     Entry("split_by_article(dev, 100)", RUN, (QUICKSTART, KORQUAD)),
-    Entry("reformer-ko train-tokenizer --corpus ../shared/data/kowiki", RUN, (QUICKSTART, KORQUAD)),
+    Entry("reformer-ko train-tokenizer --corpus ../shared/data/kowiki", RUN, (KORQUAD,)),
+    Entry("reformer-ko prepare-corpus --input kowiki-latest-pages-articles.xml.bz2 --output kowiki-corpus", RUN,
+          (QUICKSTART, DATA), unless="--headings", options={"--overwrite": []},
+          why="both pages write kowiki-corpus; the later run replaces it"),
+    Entry("reformer-ko train-tokenizer --corpus kowiki-corpus", RUN, (QUICKSTART, DATA)),
     Entry("python examples/run_mlm.py --config_preset mlm-small --tokenizer_name runs/kowiki-tokenizer", RUN,
           (QUICKSTART,), options=TINY_PRETRAINING),
     Entry("python examples/run_korquad.py --model_name_or_path runs/kowiki-mlm", RUN, (QUICKSTART,),
@@ -200,6 +206,7 @@ ENTRIES = [
     Entry('pipeline("question-answering", model="runs/kowiki-korquad")', RUN, (QUICKSTART,)),
     # docs/models.md
     Entry('ReformerKoConfig.from_preset("mlm-small", vocab_size=22000)', RUN, (MODELS,)),
+    Entry("output = model(prompt.input_ids, use_cache=True)", RUN, (MODELS,)),
     Entry('from_pretrained(path, attn_implementation="flex_attention")', RUN, (MODELS,),
           prelude='from reformer_ko import ReformerKoConfig, ReformerKoForMaskedLM\npath = "my-model"'),
     # docs/data.md
@@ -209,6 +216,10 @@ model = ReformerKoForMaskedLM(config)
 training_args = TrainingArguments(output_dir="runs/data-md", report_to="none", use_cpu=True)
 """),
     Entry("reformer-ko train-tokenizer --corpus kowiki/ namuwiki/*.txt", RUN, (DATA,)),
+    Entry("--headings drop --lists drop", RUN, (DATA,), options={"--overwrite": []},
+          why="the options' defaults, into the kowiki-corpus the command above wrote"),
+    Entry("reformer-ko pretrain mlm --config_preset mlm-small --tokenizer_name kowiki-tokenizer", RUN, (DATA,),
+          options=TINY_PRETRAINING),
     # docs/pretraining.md
     Entry("reformer-ko train-tokenizer --corpus kowiki/ --output tokenizer", RUN, (PRETRAINING,)),
     Entry("python examples/run_mlm.py --config_preset mlm-small --tokenizer_name tokenizer", RUN, (PRETRAINING,),
@@ -267,6 +278,9 @@ training_args = TrainingArguments(output_dir="runs/python-mlm", max_steps=2, rep
     Entry('ModelCard.load("outputs/demo/korquad/README.md")', RUN, (HUB_MD,)),
     # docs/data.md, docs/benchmarks.md
     Entry("python benchmarks/", VALIDATE, why="measures for minutes, or on a GPU"),
+    # docs/transformers-scripts.md (transformers' scripts themselves are text blocks: they live in transformers' repo)
+    Entry('AutoTokenizer.from_pretrained("outputs/demo/mlm", trust_remote_code=False)', RUN, (SCRIPTS,)),
+    Entry("metric = evaluate.load(KORQUAD_METRIC)", RUN, (SCRIPTS,)),
 ]
 # fmt: on
 
@@ -551,6 +565,10 @@ def sandbox(tmp_path_factory):
     (shared / "kowiki").mkdir(parents=True)
     shutil.copy(CORPUS, shared / "kowiki" / "kowiki_sample.sent.txt")
     tiny_korquad_dev(shared / "korquad_v1" / "KorQuAD_v1.0_dev.json")
+    # The downloads the quickstart names: Korean Wikipedia's dump and KorQuAD's train and dev files.
+    corpus_as_wiki_dump(CORPUS, main / "kowiki-latest-pages-articles.xml.bz2")
+    for name in ("KorQuAD_v1.0_train.json", "KorQuAD_v1.0_dev.json"):
+        shutil.copy(shared / "korquad_v1" / "KorQuAD_v1.0_dev.json", main / name)
 
     verbosity = transformers.logging.get_verbosity(), datasets.logging.get_verbosity()
     with pytest.MonkeyPatch.context() as patch:

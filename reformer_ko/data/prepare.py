@@ -57,11 +57,15 @@ class PrepareSummary:
             f"{name} {seconds / max(self.seconds, 1e-9):.0%}" for name, seconds in self.stage_seconds.items()
         )
         rows = [
-            ("input", f"{_size(self.input_bytes)} ({self.input_bytes / 1e6 / max(self.seconds, 1e-9):.2f} MB/s)"),
+            ("input", _size(self.input_bytes)),
             ("documents", f"{self.documents_read:,} read, {self.documents_written:,} written"),
             ("lines / sentences", f"{self.lines_read:,} lines read, {self.sentences_written:,} sentences written"),
             *((name, f"{count:,}") for name, count in self.dropped.items()),
-            ("output", f"{self.output_dir}: {len(self.files)} file(s), {_size(output_bytes)}"),
+            (
+                "output",
+                f"{self.output_dir}: {len(self.files)} file(s), {_size(output_bytes)} "
+                f"({output_bytes / 1e6 / max(self.seconds, 1e-9):.2f} MB/s of text)",
+            ),
             ("time", f"{self.seconds:.1f} s: {stages}"),
         ]
         width = max(len(name) for name, _ in rows)
