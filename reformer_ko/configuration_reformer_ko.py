@@ -82,10 +82,10 @@ class ReformerKoConfig(PreTrainedConfig):
         pad_token_id (`int`, defaults to 0): id of `[PAD]`.
         tie_word_embeddings (`bool`, defaults to `True`): tie the language-model output layer to the input embeddings.
         is_decoder (`bool`, defaults to `False`): causal (left-to-right) attention, for `ReformerKoForCausalLM`.
-        sparse_prediction (`bool`, defaults to `False`): when `ReformerKoForMaskedLM` gets `labels`, run the LM head
-            only at the labelled positions (labels != -100), as transformers' ModernBERT does: the same loss for a
-            fraction of the head's work (15% at the usual masking rate); `logits` then have shape
-            (number of labelled tokens, vocab_size), in the order of `labels[labels != -100]`.
+        sparse_prediction (`bool`, defaults to `False`): masked LM: reformer-ko's trainer runs the LM head only at
+            the labelled positions (labels != -100), as transformers' ModernBERT does: the same loss for a fraction
+            of the head's work (15% at the usual masking rate). It asks for that with `forward(...,
+            sparse_prediction=True)`; every other caller gets `logits` of shape (batch, sequence, vocab_size).
         vocab_fingerprint (`str`, *optional*): `reformer_ko.tokenization.vocabulary_fingerprint` of the tokenizer the
             model was trained with, recorded by reformer-ko's training scripts. `check_tokenizer_matches` compares it
             with the tokenizer a script is given; when it is None (older checkpoints, models from elsewhere) the
