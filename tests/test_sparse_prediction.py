@@ -1,6 +1,8 @@
 """Sparse prediction: reformer-ko's masked-LM training runs the LM head only at the labelled positions, while every
 other caller (transformers' Trainer and scripts, pipelines) gets full-shape logits from the same checkpoint."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from tiny_models import tiny_config
 from transformers import AutoModelForMaskedLM, Trainer, TrainingArguments
 
 from reformer_ko import ReformerKoForMaskedLM
+from reformer_ko.cli import main
 from reformer_ko.commands import pretrain
 from reformer_ko.modeling_reformer_ko import ReformerKoLMHead
 
@@ -88,3 +91,11 @@ def test_transformers_run_mlm_evaluation_works_on_a_checkpoint_saved_with_sparse
         predicted = model(input_ids).logits.argmax(-1)
     expected = (predicted[labels != -100] == labels[labels != -100]).float().mean().item()
     assert metrics["eval_accuracy"] == pytest.approx(expected)
+
+
+def test_the_demo_pretrains_its_masked_lm_with_sparse_prediction(lm_head_inputs, tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--steps", "2", "--qa-steps", "2", "--output-dir", str(out)]) == 0
+    assert json.loads((out / "mlm" / "config.json").read_text())["sparse_prediction"] is True
+    # every masked-LM head call of the demo (training and evaluation) ran at the masked positions only
+    assert lm_head_inputs and all(len(shape) == 2 for shape in lm_head_inputs)
