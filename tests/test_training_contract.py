@@ -1,8 +1,8 @@
 """What reformer-ko's Trainer relies on in transformers' `Trainer`, checked so that an upgrade that changes it fails
 here, loudly, rather than in a user's run.
 
-`ReformerKoTrainer` overrides public methods only (`train`, `training_step`, `save_model`, `create_model_card`) and
-adds a callback; `PretrainingTrainer` overrides one private method, `_load_from_checkpoint`, because the Trainer
+`ReformerKoTrainer` overrides public methods only (`train`, `compute_loss`, `training_step`, `save_model`,
+`create_model_card`) and adds a callback; `PretrainingTrainer` overrides one private method, `_load_from_checkpoint`, because the Trainer
 loads a checkpoint's `model.safetensors` into the model it trains while an ELECTRA checkpoint keeps its generator in
 `generator/`."""
 
@@ -22,6 +22,7 @@ def parameters(function):
     "name, expected",
     [
         ("train", ["self", "resume_from_checkpoint", "trial", "ignore_keys_for_eval"]),
+        ("compute_loss", ["self", "model", "inputs", "return_outputs", "num_items_in_batch"]),
         ("training_step", ["self", "model", "inputs", "num_items_in_batch"]),
         ("save_model", ["self", "output_dir", "_internal_call"]),
         ("_load_from_checkpoint", ["self", "resume_from_checkpoint", "model"]),
