@@ -262,6 +262,20 @@ def test_sentences_end_at_korean_endings_without_a_space_or_a_full_stop():
     assert splitter.split("어디 가세요?네, 학교에 가요!오늘은 날씨가 좋네요") == ["어디 가세요?", "네, 학교에 가요!", "오늘은 날씨가 좋네요"]
 
 
+def test_an_opening_bracket_goes_to_the_sentence_it_opens():
+    splitter = SentenceSplitter(num_workers=1)
+    assert splitter.split("표기법을 따랐다.(다만, 한글 표기가 없다.) 다음 문장이다.") == [
+        "표기법을 따랐다.", "(다만, 한글 표기가 없다.)", "다음 문장이다."
+    ]  # fmt: skip
+
+
+def test_a_bracketed_word_stays_with_its_particle():
+    splitter = SentenceSplitter(num_workers=1)
+    assert splitter.split("그는 말했다. 《책》을 읽었다.《다른 책》도 읽었다.") == [
+        "그는 말했다.", "《책》을 읽었다.", "《다른 책》도 읽었다."
+    ]  # fmt: skip
+
+
 def test_split_documents_keeps_the_order_and_reads_the_input_lazily():
     consumed = []
 

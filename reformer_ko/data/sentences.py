@@ -5,10 +5,16 @@ Kiwi finds sentence ends from its morphological analysis rather than from punctu
 (1.5kg) and abbreviations (U.S.A.) whole. A sentence never crosses a paragraph: each paragraph is split on its
 own. The analysis runs on Kiwi's own threads, which release the GIL, so the text read, extracted and cleaned
 in Python overlaps with it.
+
+Kiwi misplaces two kinds of boundary next to brackets and quotes (its author advises fixing them afterwards), and
+`sentence_texts` moves them back: an opening bracket left at the end of a sentence ("따랐다.(" + "다만 … 없다.)")
+goes to the sentence it opens, and a boundary inside a word that no sentence-final punctuation precedes
+("그는 말했다. 《책》" + "을 읽었다.") moves back to the sentence end before it, or goes.
 """
 
 import functools
 import os
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 
@@ -43,33 +49,65 @@ class SentenceSplitter:
 
     def split(self, paragraph: str) -> list[str]:
         """The sentences of one paragraph, each without surrounding spaces."""
-        return _texts(self._kiwi.split_into_sents(paragraph, return_sub_sents=False))
+        return sentence_texts(paragraph, self._kiwi.split_into_sents(paragraph, return_sub_sents=False))
 
     def split_documents(self, documents: Iterable[list[str]]) -> Iterator[list[str]]:
         """The sentences of each document (a list of paragraphs), in order; empty documents are skipped.
 
         Documents are read lazily: Kiwi keeps a few dozen paragraphs in flight, whatever the input's size.
         """
-        sizes = deque()
+        sizes, pending = deque(), deque()
 
         def paragraphs():
             for document in documents:
                 if document:
-                    # Appended before the document's first paragraph reaches Kiwi, so it is there when that
-                    # paragraph's result comes back.
+                    # Appended before they reach Kiwi, so they are there when the paragraph's result comes back.
                     sizes.append(len(document))
-                    yield from document
+                    for paragraph in document:
+                        pending.append(paragraph)
+                        yield paragraph
 
         sentences, remaining = [], 0
         for result in self._kiwi.split_into_sents(paragraphs(), return_sub_sents=False):
             if not remaining:
                 remaining = sizes.popleft()
-            sentences += _texts(result)
+            sentences += sentence_texts(pending.popleft(), result)
             remaining -= 1
             if not remaining:
                 yield sentences
                 sentences = []
 
 
-def _texts(sentences) -> list[str]:
-    return [text for text in (strip_invisible(sentence.text) for sentence in sentences) if text]
+_OPENING_MARKS = "([{（［《〈「『“‘"
+_CLOSING_MARKS = ")]}）］》〉」』”’\"'"
+_FINAL_PUNCTUATION = ".!?…。！？"
+# Where a sentence can end inside a cut-off piece: final punctuation, closing marks, then a space or an opening mark.
+_SENTENCE_END = re.compile(
+    rf"[{re.escape(_FINAL_PUNCTUATION)}][{re.escape(_CLOSING_MARKS)}]*(?:\s+|(?=[{re.escape(_OPENING_MARKS)}]))"
+)
+
+
+def sentence_texts(paragraph: str, sentences) -> list[str]:
+    """The texts of Kiwi's `sentences` of `paragraph`, their boundaries repaired (see the module docstring)."""
+    cuts, start = [], 0
+    for sentence in sentences[1:]:
+        cut = sentence.start
+        while cut > start and paragraph[cut - 1] in _OPENING_MARKS:
+            cut -= 1
+        left = paragraph[start:cut]
+        if 0 < cut < len(paragraph) and not paragraph[cut - 1].isspace() and _is_hangul(paragraph[cut]):
+            if not left.rstrip(_CLOSING_MARKS).endswith(tuple(_FINAL_PUNCTUATION)):
+                ends = list(_SENTENCE_END.finditer(left))
+                if not ends:
+                    continue
+                cut = start + ends[-1].end()
+        if cut > start:
+            cuts.append(cut)
+            start = cut
+    bounds = [0, *cuts, len(paragraph)]
+    texts = (strip_invisible(paragraph[begin:end]) for begin, end in zip(bounds, bounds[1:]))
+    return [text for text in texts if text]
+
+
+def _is_hangul(character: str) -> bool:
+    return "가" <= character <= "힣"
