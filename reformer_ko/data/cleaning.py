@@ -31,13 +31,14 @@ _HTML_TAGS = (
 )  # fmt: skip
 # Inline residue of markup: references (<ref>…</ref>, [1], [주 2], [출처 필요]), HTML tags, the placeholders
 # wikiextractor writes for <math> and <code> (formula_1, codice_1), and brackets emptied by a dropped template,
-# as in "가타카나(, , )는".
+# as in "가타카나(, , )는", or left with a separator at one end, as in "다양체(多樣體,)는".
 _INLINE_MARKUP = re.compile(
     r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref\s*>"
     rf"|</?(?:{'|'.join(_HTML_TAGS)})\b[^<>]*>"
     r"|\[\s*(?:\d+|[a-z가-힣]|(?:주|각주|note)\s*\d+|출처 필요|편집|원본 편집|citation needed|edit)\s*\]"
     r"|(?<![A-Za-z])(?:formula|codice)_\d+"
-    r"|[(（]\s*[,;:·/、，\s]*[)）]",
+    r"|[(（]\s*[,;:·/、，\s]*[)）]"
+    r"|(?<=[(（])\s*[,;、，]\s*|\s*[,;、，]\s*(?=[)）])",
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"[ \t]{2,}")
