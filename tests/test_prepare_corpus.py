@@ -16,6 +16,7 @@ from reformer_ko.data.cleaning import CleaningOptions, DocumentCleaner
 from reformer_ko.data.prepare import SUMMARY_FILE, PrepareError, parse_size, prepare_corpus
 from reformer_ko.data.sentences import SentenceSplitter
 from reformer_ko.data.sources import HEADING, LIST_ITEM, PARAGRAPH, Block, SourceError, read_source
+from reformer_ko.errors import UserInputError
 from reformer_ko.tokenization import train_tokenizer
 
 KIMCHI = """{{다른 뜻|김치 (동음이의)}}
@@ -419,10 +420,11 @@ def test_an_input_inside_the_output_is_not_overwritten(tmp_path):
         prepare_corpus(output / "corpus.txt", output, overwrite=True)
 
 
-def test_errors_are_value_errors_for_library_callers(tmp_path):
+def test_errors_are_user_input_errors_and_value_errors_for_library_callers(tmp_path):
     with pytest.raises(SourceError, match="input not found"):
         prepare_corpus(tmp_path / "missing.txt", tmp_path / "corpus")
-    assert issubclass(SourceError, ValueError) and issubclass(PrepareError, ValueError)
+    for error in (SourceError, PrepareError):
+        assert issubclass(error, UserInputError) and issubclass(error, ValueError)
 
 
 # The benchmark -----------------------------------------------------------------------------------------------

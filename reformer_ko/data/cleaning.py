@@ -15,6 +15,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
+from ..errors import UserInputError
 from .sources import HEADING, LIST_ITEM, Block
 from .text import strip_invisible
 
@@ -76,9 +77,9 @@ class CleaningOptions:
     def __post_init__(self):
         for name in ("headings", "lists"):
             if getattr(self, name) not in KEEP_OR_DROP:
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(KEEP_OR_DROP)}")
+                raise UserInputError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(KEEP_OR_DROP)}")
         if self.min_document_chars < 0:
-            raise ValueError(f"min_document_chars={self.min_document_chars} must be 0 or more")
+            raise UserInputError(f"min_document_chars={self.min_document_chars} must be 0 or more")
 
 
 # The names of the counts, in the order a summary shows them.

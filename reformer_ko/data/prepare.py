@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import sys
 import time
 import uuid
 from collections import Counter
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..errors import UserInputError
 from .cleaning import KEEP_OR_DROP, CleaningOptions, DocumentCleaner
 from .corpus import ENCODING_ERRORS
 from .sentences import SentenceSplitter
@@ -32,7 +32,7 @@ SUMMARY_FILE = "prepare_corpus.json"
 STAGES = ("reading and extraction", "cleaning", "sentence splitting", "writing")
 
 
-class PrepareError(ValueError):
+class PrepareError(UserInputError):
     """A run that cannot produce a corpus: where it would write, or nothing left to write."""
 
 
@@ -94,9 +94,9 @@ def prepare_corpus(
     `prepare_corpus.json` (the options and this summary). `output_dir` must be new or empty unless `overwrite`.
     """
     if encoding_errors not in ENCODING_ERRORS:
-        raise ValueError(f"encoding_errors must be one of {ENCODING_ERRORS}, not {encoding_errors!r}")
+        raise UserInputError(f"encoding_errors must be one of {ENCODING_ERRORS}, not {encoding_errors!r}")
     if shard_bytes < 1:
-        raise ValueError(f"shard_bytes={shard_bytes} must be at least 1")
+        raise UserInputError(f"shard_bytes={shard_bytes} must be at least 1")
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     if not inputs:
@@ -376,30 +376,27 @@ def _size_argument(text):
 
 
 def _prepare_corpus_command(args) -> int:
-    try:
-        cleaning = CleaningOptions(
-            headings=args.headings,
-            lists=args.lists,
-            strip_markup=args.strip_markup,
-            drop_markup_lines=args.drop_markup_lines,
-            min_document_chars=args.min_document_chars,
-            deduplicate=args.deduplicate,
-        )
-        summary = prepare_corpus(
-            args.input,
-            args.output,
-            input_format=args.format,
-            text_field=args.text_field,
-            text_layout=args.text_layout,
-            encoding_errors=args.encoding_errors,
-            cleaning=cleaning,
-            shard_bytes=args.shard_size,
-            num_workers=args.num_workers,
-            overwrite=args.overwrite,
-            show_progress=True,
-        )
-    except (ValueError, OSError) as error:
-        print(f"reformer-ko prepare-corpus: error: {error}", file=sys.stderr)
-        return 1
+    """Run `prepare_corpus` with the command's arguments; errors are left to the CLI's error policy."""
+    cleaning = CleaningOptions(
+        headings=args.headings,
+        lists=args.lists,
+        strip_markup=args.strip_markup,
+        drop_markup_lines=args.drop_markup_lines,
+        min_document_chars=args.min_document_chars,
+        deduplicate=args.deduplicate,
+    )
+    summary = prepare_corpus(
+        args.input,
+        args.output,
+        input_format=args.format,
+        text_field=args.text_field,
+        text_layout=args.text_layout,
+        encoding_errors=args.encoding_errors,
+        cleaning=cleaning,
+        shard_bytes=args.shard_size,
+        num_workers=args.num_workers,
+        overwrite=args.overwrite,
+        show_progress=True,
+    )
     print(f"reformer-ko prepare-corpus: summary\n{summary.format()}")
     return 0

@@ -18,6 +18,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 
+from ..errors import UserInputError
 from .text import strip_invisible
 
 
@@ -43,7 +44,7 @@ class SentenceSplitter:
 
     def __init__(self, num_workers: int | None = None):
         if num_workers is not None and num_workers < 1:
-            raise ValueError(f"num_workers={num_workers} must be at least 1")
+            raise UserInputError(f"num_workers={num_workers} must be at least 1")
         self.num_workers = num_workers or available_cores()
         self._kiwi = _kiwi(self.num_workers)
 

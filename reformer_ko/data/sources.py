@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import UserInputError
 from .text import is_blank, strip_invisible
 
 FORMATS = ("wiki-dump", "wiki-extracted", "jsonl", "text")
@@ -41,7 +42,7 @@ class Block(NamedTuple):
     text: str
 
 
-class SourceError(ValueError):
+class SourceError(UserInputError):
     """An input that cannot be read as the format it was given as; the message names the file and what to do."""
 
 
