@@ -266,6 +266,13 @@ def saved_code_name(cls):
     return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
 
 
+def class_to_save(model):
+    """The class whose code `save_pretrained` saves beside the weights: the model's own, not the subclass that
+    FSDP2's `fully_shard` makes at run time (`FSDP<name>`, defined in torch), whose module transformers would
+    otherwise copy as the model code and name in `auto_map`."""
+    return next(cls for cls in type(model).__mro__ if "FSDPModule" not in {base.__name__ for base in cls.__mro__})
+
+
 class ReformerKoPreTrainedModel(PreTrainedModel):
     """Weight initialisation, save/load and the Auto-class plumbing shared by every reformer-ko model.
 
@@ -375,7 +382,12 @@ class ReformerKoPreTrainedModel(PreTrainedModel):
         auto_map = {"AutoConfig": saved_code_name(ReformerKoConfig)}
         auto_map.update((auto_class, saved_code_name(head)) for auto_class, head in HEADS.items())
         self.config.auto_map = {**auto_map, **(getattr(self.config, "auto_map", None) or {})}
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        running_class = type(self)
+        self.__class__ = class_to_save(self)
+        try:
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            self.__class__ = running_class
 
 
 class ReformerKoModel(ReformerKoPreTrainedModel):

@@ -1,5 +1,6 @@
 import pytest
 import torch
+from hub_server import HubStandIn
 from tiny_models import tiny_config
 
 
@@ -15,3 +16,11 @@ def one_cpu_thread():
 @pytest.fixture
 def config():
     return tiny_config()
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A stand-in for the Hugging Face Hub's HTTP API on the loopback address (tests/hub_server.py), for one test
+    module; `hub.environment` points a Python process at it."""
+    with HubStandIn() as stand_in:
+        yield stand_in

@@ -68,14 +68,15 @@ def common_arguments(tokenizer_dir, output_dir, cache_dir):
     ]  # fmt: skip
 
 
-def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None):
+def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None, environment=None):
     """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output. On `timeout` the
     whole process group is killed, and any process whose command line names `tmp_path` (a launcher's workers), so
-    a hang fails the test instead of CI."""
+    a hang fails the test instead of CI. `environment` sets variables over `script_environment`'s (None unsets)."""
     command = [sys.executable, *launcher, *map(str, arguments)]
+    env = {**script_environment(tmp_path), **(environment or {})}
     process = subprocess.Popen(
         command,
-        env=script_environment(tmp_path),
+        env={name: value for name, value in env.items() if value is not None},
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -6,6 +6,7 @@
 - `tasks`, `metrics`: the pretraining tasks and their eval metrics;
 - `checkpoints`: complete checkpoints, the output directory's owner, resuming;
 - `model_card`: the model card builder;
+- `hub`: what `--push_to_hub` uploads from a checkpoint (the model code and ELECTRA's generator too);
 - `trainer`: `ReformerKoTrainer` (every command's base) and `PretrainingTrainer`;
 - `run`: logging, and the stages from training to the model card (`train_and_evaluate`).
 """

@@ -8,6 +8,8 @@
 - a stop on a NaN or infinite training loss, before that step's update (`NonFiniteLossError`);
 - checkpoints that count only once complete, and a final model moved into place only once written
   (`checkpoints.py`);
+- uploads (`--push_to_hub`) that each carry a whole model, its code included (`hub.py`);
+- an error where `--fsdp` or `--deepspeed` would silently shard nothing (`refuse_unsharded_run`);
 - the model card (`model_card.py`), whose task-specific parts each subclass gives in `card_content()`.
 
 `PretrainingTrainer` adds the pretraining tasks' metrics and ELECTRA's two-model checkpoints; the KorQuAD trainer
@@ -30,6 +32,7 @@ from ..modeling_reformer_ko import ReformerKoForMaskedLM
 from ..tokenization import save_tokenizer
 from .checkpoints import STAGING_DIR, CheckpointCompletion, fsync_tree, move_contents, write_atomically
 from .data import TrainingData
+from .hub import CheckpointPushFiles
 from .metrics import perplexity
 from .model_card import CardContent, build_model_card, format_number, model_rows
 from .tasks import PretrainingTask
@@ -72,6 +75,21 @@ def distributed_defaults(training_args, config):
     return training_args
 
 
+def refuse_unsharded_run(trainer):
+    """Refuse `--fsdp` or `--deepspeed` where accelerate did not turn it on: it shards only across processes on GPUs
+    (or other accelerators), so on CPUs (`--use_cpu`) the run would silently be plain data parallel."""
+    for option, asked, enabled in (
+        ("--fsdp", trainer.args.fsdp_plugin_args is not None, trainer.is_fsdp_enabled),
+        ("--deepspeed", bool(trainer.args.deepspeed), trainer.is_deepspeed_enabled),
+    ):
+        if asked and not enabled:
+            raise UserInputError(
+                f"{option}: accelerate did not turn it on for this run (it shards only across processes on GPUs, "
+                "never on CPUs), so nothing would be sharded. Launch it on GPUs (torchrun, accelerate launch), or drop "
+                f"{option} to train with plain data parallelism."
+            )
+
+
 class ReformerKoTrainer(Trainer):
     """transformers' `Trainer` with reformer-ko's defaults, loss check, safe saving and model card (module docstring).
 
@@ -83,7 +101,9 @@ class ReformerKoTrainer(Trainer):
             # Before the Trainer's own __init__, which builds the accelerator from these options.
             distributed_defaults(args, model.config)
         super().__init__(model, args, **kwargs)
+        refuse_unsharded_run(self)
         self.add_callback(CheckpointCompletion())
+        self.add_callback(CheckpointPushFiles())
         self.final_metrics = {}
         # The model's own forward keeps full-shape logits for everyone else; only this trainer asks for sparse ones.
         self.sparse_prediction = isinstance(model, ReformerKoForMaskedLM) and model.config.sparse_prediction
@@ -123,15 +143,16 @@ class ReformerKoTrainer(Trainer):
         return loss
 
     def save_model(self, output_dir=None, _internal_call=False):
-        """Save the model, tokenizer and training arguments. A checkpoint's part (`_internal_call`) is written in
-        place; otherwise into `_incomplete/` first, then moved file by file into `output_dir`, `config.json` last."""
-        output_dir = output_dir if output_dir is not None else self.args.output_dir
-        if _internal_call:
+        """Save the model, tokenizer and training arguments. A checkpoint's part (`_internal_call` with its
+        directory) is written in place; the model of `output_dir` (also when `push_to_hub` saves it again) into
+        `_incomplete/` first, then moved file by file into `output_dir`, `config.json` last."""
+        if _internal_call and output_dir is not None:
             super().save_model(output_dir, _internal_call=True)
             if self.args.should_save and self.processing_class is not None:
                 # The tokenizer files `reformer-ko train-tokenizer` writes, with the model's limit (training_model).
                 save_tokenizer(self.processing_class, output_dir, overwrite=True)
             return
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
         staged = os.path.join(output_dir, STAGING_DIR, "model")
         if self.args.should_save:
             shutil.rmtree(staged, ignore_errors=True)
@@ -143,7 +164,7 @@ class ReformerKoTrainer(Trainer):
             move_contents(staged, output_dir)
             shutil.rmtree(os.path.join(output_dir, STAGING_DIR), ignore_errors=True)
         self.accelerator.wait_for_everyone()
-        if self.args.push_to_hub:
+        if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
 
     def card_content(self, **kwargs) -> CardContent:
@@ -155,7 +176,9 @@ class ReformerKoTrainer(Trainer):
         results. Called by `push_to_hub` too; other keyword arguments go to `card_content`."""
         if not self.is_world_process_zero():
             return
-        location = self.args.hub_model_id or self.args.output_dir
+        # Where users will load the model from: the repository pushed to, as the Hub named it (with the account
+        # that --hub_model_id may leave out), else the output directory.
+        location = self.hub_model_id or self.args.hub_model_id or self.args.output_dir
         card = build_model_card(
             self,
             self.card_content(location=location, **kwargs),
@@ -212,9 +235,11 @@ class PretrainingTrainer(ReformerKoTrainer):
 
     def save_model(self, output_dir=None, _internal_call=False):
         super().save_model(output_dir, _internal_call)
-        # The generator is a standalone checkpoint too: it gets the tokenizer.
+        # The generator is a standalone checkpoint too: it gets the tokenizer, where a model is written in place
+        # (ReformerKoTrainer.save_model: a checkpoint, or the staged model of the output directory).
         generator_dir = os.path.join(output_dir or self.args.output_dir, GENERATOR_DIR)
-        if _internal_call and self.args.should_save and self.processing_class is not None and os.path.isdir(generator_dir):
+        in_place = _internal_call and output_dir is not None
+        if in_place and self.args.should_save and self.processing_class is not None and os.path.isdir(generator_dir):
             save_tokenizer(self.processing_class, generator_dir, overwrite=True)
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
