@@ -253,6 +253,35 @@ CASES = [
         "Give the predictions file (`{\"id\": \"answer text\", ...}`), e.g. a run's `eval_predictions.json`.",
         example="korquad_train.json: this is a KorQuAD dataset, not predictions: give the predictions file, a JSON object mapping question id to answer text (e.g. a run's eval_predictions.json), as the second argument",
     ),
+    # prepare-corpus ------------------------------------------------------------------------------------------------
+    Case(
+        PREPARE_CORPUS, "A file that is not a Wikipedia dump (an error page saved as .xml)",
+        ("--input", "{not_a_dump}", "--output", "{output}"),
+        r"kowiki\.xml is not a MediaWiki XML dump \(its root element is <html>",
+        "Download a pages-articles dump, e.g. `kowiki-latest-pages-articles.xml.bz2`.",
+        example="kowiki.xml is not a MediaWiki XML dump (its root element is <html>, not <mediawiki>); download a pages-articles dump, e.g. kowiki-latest-pages-articles.xml.bz2",
+    ),
+    Case(
+        PREPARE_CORPUS, "A truncated .bz2 dump",
+        ("--input", "{truncated_bz2}", "--output", "{output}"),
+        r"truncated\.xml\.bz2: the bz2 data ends early \(the file is truncated\)",
+        "Download (or copy) the dump again; nothing of the partial run is kept.",
+        example="truncated.xml.bz2: the bz2 data ends early (the file is truncated); download or copy it again",
+    ),
+    Case(
+        PREPARE_CORPUS, "JSON Lines without the text field",
+        ("--input", "{jsonl}", "--output", "{output}"),
+        r"data\.jsonl:1: no field 'text' \(the first record has 'id', 'body'\)",
+        "Pass `--text-field` with the field that holds the text (`paragraph.form` for the Modu corpus).",
+        example="data.jsonl:1: no field 'text' (the first record has 'id', 'body'); pass --text-field with the one that holds the text (a dotted path reaches into objects)",
+    ),
+    Case(
+        PREPARE_CORPUS, "No document survives",
+        ("--input", "{blank}", "--format", "text", "--output", "{output}"),
+        r"no document is left to write: 0 read",
+        "Check `--format` and `--text-field`, or relax the cleaning options.",
+        example="no document is left to write: 0 read; check --format and --text-field, or relax the cleaning options (--min-document-chars)",
+    ),
     # demo ----------------------------------------------------------------------------------------------------------
     Case(
         DEMO, "Zero training steps",

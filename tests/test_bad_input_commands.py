@@ -1,6 +1,7 @@
 """The bad-input catalogue (tests/bad_input_catalogue.py), run: every wrong input to a command is answered with one
 line naming the problem, the catalogue's exit status, no traceback, and nothing written or changed on disk."""
 
+import bz2
 import json
 import re
 import shutil
@@ -11,12 +12,15 @@ from bad_input_catalogue import CASES, DOCS_PAGE, render_errors_page
 from korquad_fixtures import korquad_fixture, write_json
 from pretraining_fixtures import CORPUS, small_tokenizer
 from tiny_models import tiny_config
+from wiki_fixtures import mediawiki_export
 from transformers import AutoTokenizer, BertConfig
 
 from reformer_ko import ReformerKoForMaskedLM
 from reformer_ko.cli import main
 from reformer_ko.tokenization import train_tokenizer, vocabulary_fingerprint
 
+# Three articles long enough for a dump that is still being read when its bz2 stream ends.
+PAGES = [(title, 0, f"{title}은 한국의 문화를 설명하는 문서이다. " * 20) for title in ("김치", "한글", "서울")]
 TINY = "hidden_size=32,num_hidden_layers=1,num_attention_heads=2,max_position_embeddings=128,bucket_size=16,num_hashes=2"
 COMMAND_CASES = [case for case in CASES if case.entry.startswith("reformer-ko ")]
 
@@ -47,6 +51,10 @@ def workspace(tmp_path_factory):
     write_json(root / "moved_answer.json", moved)
     (root / "truncated.json").write_text(json.dumps(fixture, ensure_ascii=False)[:80], encoding="utf-8")
     write_json(root / "predictions.json", {"sejong-0-0": "1443년"})
+    (root / "kowiki.xml").write_text("<html><body>404 Not Found</body></html>")
+    dump = bz2.compress(mediawiki_export(PAGES * 40).encode("utf-8"))
+    (root / "truncated.xml.bz2").write_bytes(dump[: len(dump) * 3 // 4])
+    (root / "data.jsonl").write_text(json.dumps({"id": 1, "body": "김치는 음식이다."}, ensure_ascii=False) + "\n")
     return root
 
 
@@ -65,6 +73,9 @@ def names(workspace, case):
         "moved_answer": workspace / "moved_answer.json",
         "truncated_json": workspace / "truncated.json",
         "predictions": workspace / "predictions.json",
+        "not_a_dump": workspace / "kowiki.xml",
+        "truncated_bz2": workspace / "truncated.xml.bz2",
+        "jsonl": workspace / "data.jsonl",
         "output": workspace / f"output-{CASES.index(case)}",
         "tiny": TINY,
     }

@@ -14,7 +14,7 @@ before it wrote.
 docs fails here until it has an entry. The test ids end in what happens: `docs/korquad.md:54-run`.
 
 - `run`, executed in this process: the `reformer-ko` CLI, `python examples/run_*.py` (through the script's
-  `main`, as the demo runs them), `python -c`, python blocks, and `make demo` (`make -n` says what it would run;
+  `main`), `python -c`, python blocks, and `make demo` (`make -n` says what it would run;
   that runs). The entry's `options` replace the values of options in the command, or add them, to shrink it: a
   tiny model (`--config_overrides`), 2 steps, a few samples, and `--use_cpu` where the command asks for `--bf16`
   (the Trainer refuses bf16 on a CPU without it). Python blocks that use names from the prose get them from the
@@ -425,14 +425,13 @@ def split_launcher(words):
 def run_shell_command(words):
     """`reformer-ko ...`, `python examples/<script>.py ...` or `python -c ...`, in this process."""
     from reformer_ko.cli import main as reformer_ko
-    from reformer_ko.demo import run_example
 
     if words[0] == "reformer-ko":
         assert reformer_ko(words[1:]) == 0
     elif words[:2] == ["python", "-c"]:
         run_python(words[2])
     elif words[0] == "python" and re.fullmatch(r"examples/\w+\.py", words[1]):
-        run_example(Path(words[1]).stem, words[2:])
+        load_script(ROOT / words[1]).main(words[2:])
     else:
         raise AssertionError(f"no way to run {words}")
 

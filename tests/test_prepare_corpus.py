@@ -3,6 +3,7 @@
 import bz2
 import gzip
 import json
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -347,6 +348,12 @@ def test_a_file_that_is_not_a_dump_is_refused(tmp_path, capsys):
     page = tmp_path / "kowiki.xml"
     page.write_text("<html><body>404 Not Found</body></html>")
     assert "not a MediaWiki XML dump" in bad_input_fails_cleanly(["--input", page], tmp_path, capsys)
+
+
+def test_a_dump_without_wikiextractor_installed_says_how_to_install_it(wiki_dump, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wikiextractor", None)  # as if not installed (it is an optional extra)
+    monkeypatch.setitem(sys.modules, "wikiextractor.extract", None)
+    assert "pip install 'reformer-ko[wiki]'" in bad_input_fails_cleanly(["--input", wiki_dump], tmp_path, capsys)
 
 
 def test_a_text_file_named_like_a_dump_is_refused(tmp_path, capsys):

@@ -149,10 +149,10 @@ def prepare_corpus(
             summary.files = writer.close()
         summary.dropped = dict(cleaner.counts)
         if not summary.documents_written:
+            dropped = "".join(f", {count:,} {name}" for name, count in cleaner.counts.items() if count)
             raise PrepareError(
-                f"no document is left to write: {summary.documents_read:,} read, "
-                + ", ".join(f"{count:,} {name}" for name, count in cleaner.counts.items() if count)
-                + "; check --format and --text-field, or relax the cleaning options (--min-document-chars)"
+                f"no document is left to write: {summary.documents_read:,} read{dropped}; check --format and "
+                "--text-field, or relax the cleaning options (--min-document-chars)"
             )
         summary.seconds = time.perf_counter() - start
         summary.stage_seconds = dict(

@@ -303,7 +303,14 @@ def _extracted_documents(lines, path) -> Iterator[list[Block]]:
 
 
 def _wiki_dump_documents(stream, path) -> Iterator[list[Block]]:
-    from wikiextractor.extract import Extractor, clean
+    # wikiextractor is AGPL-3.0: an optional dependency (the `wiki` extra), imported only to read dumps.
+    try:
+        from wikiextractor.extract import Extractor, clean
+    except ImportError:
+        raise SourceError(
+            f"reading the Wikipedia dump {path} needs wikiextractor, which is installed on request (it is AGPL-3.0): "
+            "pip install 'reformer-ko[wiki]'"
+        ) from None
 
     root = None
     try:
