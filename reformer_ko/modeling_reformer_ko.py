@@ -763,10 +763,10 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
         output_hidden_states=None,
         return_dict=None,
         output_attentions=None,
-        shift_labels=None,
         num_items_in_batch=None,
         logits_to_keep=0,
         cache=None,
+        **loss_kwargs,
     ):
         r"""
         position_ids, inputs_embeds, past_key_values, use_cache, cache: as `ReformerKoModel.forward` takes them.
@@ -774,14 +774,19 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
             `use_cache=False`).
         labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the input ids (-100 to
             leave a position out): position i is scored on predicting `labels[:, i + 1]`.
-        shift_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*): the targets already
-            shifted, position i scored on `shift_labels[:, i]` (as transformers' causal LMs take them, e.g. from
-            padding-free collators); used instead of shifting `labels`.
+        shift_labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*, in `loss_kwargs`):
+            the targets already shifted, position i scored on `shift_labels[:, i]` (e.g. from padding-free
+            collators); used instead of shifting `labels`. A keyword argument as transformers' causal LMs take it:
+            a named parameter with "label" in its name would become one of the Trainer's label names, and the
+            Trainer then computes no eval loss for batches without it. Any other keyword is a `TypeError`.
         num_items_in_batch (`int` or `torch.Tensor`, *optional*): divide the summed loss by this count of scored
             tokens (the Trainer's, over a whole accumulated batch) instead of averaging over this batch's.
         logits_to_keep (`int` or `torch.Tensor`, defaults to 0): the logits of the last `logits_to_keep` positions
             only (0: every position), or of the positions a 1-D tensor lists; `generate()` asks for the last one.
         """
+        shift_labels = loss_kwargs.pop("shift_labels", None)
+        if loss_kwargs:
+            raise TypeError(f"ReformerKoForCausalLM.forward() got unexpected keyword arguments {sorted(loss_kwargs)}")
         some_logits = not isinstance(logits_to_keep, int) or logits_to_keep > 0
         if some_logits and (labels is not None or shift_labels is not None):
             raise ValueError("The loss needs the logits of every position: leave logits_to_keep at 0 with labels.")

@@ -228,3 +228,16 @@ def test_trainer_loss_is_the_mean_over_labelled_tokens(config, tmp_path):
         expected = model(inputs, labels=labels).loss.item()
     # training mode draws random rotations: the same loss up to hashing noise, not scaled by anything
     assert abs(trainer.losses[0] - expected) < 0.2 * expected
+
+
+@pytest.mark.parametrize("head", [ReformerKoForMaskedLM, ReformerKoForCausalLM, ReformerKoForTokenClassification])
+def test_the_trainer_label_names_are_labels_alone(head):
+    from transformers.utils import find_labels
+
+    assert find_labels(head) == ["labels"]
+
+
+def test_an_unknown_keyword_is_a_type_error():
+    model = ReformerKoForCausalLM(tiny_config(is_decoder=True)).eval()
+    with pytest.raises(TypeError, match="unexpected keyword arguments \\['shift_label'\\]"):
+        model(tokens(), shift_label=tokens())
