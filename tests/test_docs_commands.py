@@ -198,9 +198,9 @@ ENTRIES = [
           (QUICKSTART, DATA), unless="--headings", options={"--overwrite": []},
           why="both pages write kowiki-corpus; the later run replaces it"),
     Entry("reformer-ko train-tokenizer --corpus kowiki-corpus", RUN, (QUICKSTART, DATA)),
-    Entry("python examples/run_mlm.py --config_preset mlm-small --tokenizer_name runs/kowiki-tokenizer", RUN,
+    Entry("reformer-ko pretrain mlm --config_preset mlm-small --tokenizer_name runs/kowiki-tokenizer", RUN,
           (QUICKSTART,), options=TINY_PRETRAINING),
-    Entry("python examples/run_korquad.py --model_name_or_path runs/kowiki-mlm", RUN, (QUICKSTART,),
+    Entry("reformer-ko korquad --model_name_or_path runs/kowiki-mlm", RUN, (QUICKSTART,),
           options=TINY_KORQUAD),
     Entry("reformer-ko evaluate-korquad", RUN, (QUICKSTART, KORQUAD)),
     Entry('pipeline("question-answering", model="runs/kowiki-korquad")', RUN, (QUICKSTART,)),
@@ -222,11 +222,11 @@ training_args = TrainingArguments(output_dir="runs/data-md", report_to="none", u
           options=TINY_PRETRAINING),
     # docs/pretraining.md
     Entry("reformer-ko train-tokenizer --corpus kowiki/ --output tokenizer", RUN, (PRETRAINING,)),
-    Entry("python examples/run_mlm.py --config_preset mlm-small --tokenizer_name tokenizer", RUN, (PRETRAINING,),
+    Entry("reformer-ko pretrain mlm --config_preset mlm-small --tokenizer_name tokenizer", RUN, (PRETRAINING,),
           options=TINY_PRETRAINING),
-    Entry("python examples/run_clm.py --config_preset clm-gpt3-small", RUN, (PRETRAINING,),
+    Entry("reformer-ko pretrain clm --config_preset clm-gpt3-small", RUN, (PRETRAINING,),
           options={**TINY_PRETRAINING, "--block_size": ["128"]}),
-    Entry("python examples/run_electra.py --config_preset electra-small-discriminator", RUN, (PRETRAINING,),
+    Entry("reformer-ko pretrain electra --config_preset electra-small-discriminator", RUN, (PRETRAINING,),
           options={**TINY_PRETRAINING, "--config_overrides": [TINY_OVERRIDES + ",embedding_size=16"]}),
     Entry('AutoModelForCausalLM.from_pretrained("runs/clm-gpt3-small"', RUN, (PRETRAINING,)),
     Entry("accelerate launch --num_processes 8 examples/run_clm.py", VALIDATE, (PRETRAINING,), unless="--deepspeed",
@@ -254,14 +254,14 @@ training_args = TrainingArguments(output_dir="runs/python-mlm", max_steps=2, rep
     Entry("python examples/run_mlm.py --config_preset mlm-small --config_overrides", RUN, (EXAMPLES,),
           options={"--max_steps": ["2"]}),
     # docs/korquad.md
-    Entry("python examples/run_korquad.py --model_name_or_path runs/mlm-small", RUN, (KORQUAD,), options=TINY_KORQUAD),
-    Entry("python examples/run_korquad.py --model_name_or_path demo-mlm", RUN, (KORQUAD,),
+    Entry("reformer-ko korquad --model_name_or_path runs/mlm-small", RUN, (KORQUAD,), options=TINY_KORQUAD),
+    Entry("reformer-ko korquad --model_name_or_path demo-mlm", RUN, (KORQUAD,),
           options={"--max_steps": ["2"]}),
-    Entry("python examples/run_korquad.py --model_name_or_path runs/korquad-mlm-small", RUN, (KORQUAD,)),
+    Entry("reformer-ko korquad --model_name_or_path runs/korquad-mlm-small", RUN, (KORQUAD,)),
     Entry('pipeline("question-answering", model="runs/korquad-mlm-small"', RUN, (KORQUAD,)),
     Entry('AutoModelForQuestionAnswering.from_pretrained("runs/korquad-mlm-small").eval()', RUN, (KORQUAD,)),
     Entry("python -c", RUN, (KORQUAD,)),
-    Entry("python examples/run_korquad.py --model_name_or_path untrained-mlm-small", RUN, (KORQUAD,),
+    Entry("reformer-ko korquad --model_name_or_path untrained-mlm-small", RUN, (KORQUAD,),
           options={"--max_eval_samples": ["2"]}),
     # docs/hub.md
     Entry('model.save_pretrained("my-reformer-ko-mlm")', RUN, (HUB_MD,)),
@@ -368,24 +368,44 @@ def entries_for(command):
 COMMANDS = docs_commands()
 
 
+# The example scripts are the training commands: `<the arguments above>` of a launch of a script may come from a
+# command above that runs the script or its command.
+SCRIPT_COMMANDS = {
+    "examples/run_mlm.py": ["reformer-ko", "pretrain", "mlm"],
+    "examples/run_clm.py": ["reformer-ko", "pretrain", "clm"],
+    "examples/run_electra.py": ["reformer-ko", "pretrain", "electra"],
+    "examples/run_korquad.py": ["reformer-ko", "korquad"],
+}
+
+
+def arguments_after(words, script):
+    """The arguments `words` give `script` (run directly or as its command), or None if they run neither."""
+    if script in words:
+        return words[words.index(script) + 1 :]
+    prefix = SCRIPT_COMMANDS.get(script)
+    if prefix and words[: len(prefix)] == prefix:
+        return words[len(prefix) :]
+    return None
+
+
 def words_of(command):
     """The command's words: optional arguments (`[--causal]`) given, and `<the arguments above>` replaced by the
-    arguments of the nearest command above it in the same document that runs the same script."""
+    arguments of the nearest command above it in the same document that runs the same script (or its command)."""
     text = OPTIONAL.sub(r"\1", ARGUMENTS_ABOVE.sub(ARGUMENTS_ABOVE_WORD, command.text))
     words = shlex.split(text, comments=True)
     if ARGUMENTS_ABOVE_WORD not in words:
         return words
     script = next(word for word in words if word.endswith(".py"))
     above = [
-        shlex.split(earlier.text, comments=True)
+        arguments_after(shlex.split(earlier.text, comments=True), script)
         for earlier in COMMANDS
         if earlier.doc == command.doc and earlier.line < command.line and earlier.language == "bash"
-        and not ARGUMENTS_ABOVE.search(earlier.text) and script in shlex.split(earlier.text, comments=True)
+        and not ARGUMENTS_ABOVE.search(earlier.text)
     ]  # fmt: skip
+    above = [arguments for arguments in above if arguments is not None]
     assert above, f"{command.doc}:{command.line}: no command above it runs {script}"
-    arguments = above[-1][above[-1].index(script) + 1 :]
     index = words.index(ARGUMENTS_ABOVE_WORD)
-    return words[:index] + arguments + words[index + 1 :]
+    return words[:index] + above[-1] + words[index + 1 :]
 
 
 def with_options(words, options):
