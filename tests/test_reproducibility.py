@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from pretraining_fixtures import TINY_MLM, logged_losses, small_tokenizer
 
+from reformer_ko.commands.pretrain import mlm
 from reformer_ko.data import load_corpus, pack_causal_blocks, pack_mlm_blocks
 from reformer_ko.tokenization import train_tokenizer
 
@@ -62,3 +64,23 @@ def test_packing_gives_the_same_blocks_with_one_or_two_workers_and_streamed(tmp_
     assert len(one_worker) > 40
     assert two_workers == one_worker
     assert streamed == one_worker
+
+
+def test_the_same_pretraining_command_and_seed_give_the_same_losses(tmp_path, corpus):
+    tokenizer = small_tokenizer(tmp_path / "tokenizer")
+
+    def run(output_dir):
+        mlm(
+            [
+                "--config_preset", "mlm-small", "--config_overrides", TINY_MLM + ",hidden_dropout_prob=0.1",
+                "--tokenizer_name", str(tokenizer), "--train_file", str(corpus), "--output_dir", str(output_dir),
+                "--cache_dir", str(tmp_path / "cache"), "--do_train", "--max_steps", "6", "--logging_steps", "1",
+                "--per_device_train_batch_size", "4", "--seed", "7", "--use_cpu", "--report_to", "none",
+                "--save_strategy", "no", "--disable_tqdm", "true",
+            ]
+        )  # fmt: skip
+        return logged_losses(output_dir)
+
+    first = run(tmp_path / "first")
+    assert sorted(first) == [1, 2, 3, 4, 5, 6]
+    assert run(tmp_path / "second") == first
