@@ -216,7 +216,7 @@ def test_trainer_loss_is_the_mean_over_labelled_tokens(config, tmp_path):
     inputs = tokens(batch=4, length=32)
     labels = inputs.clone()
     labels[:, ::2] = -100
-    dataset = [{"input_ids": i, "labels": l} for i, l in zip(inputs, labels)]
+    dataset = [{"input_ids": ids, "labels": label} for ids, label in zip(inputs, labels)]
     args = TrainingArguments(
         tmp_path, per_device_train_batch_size=4, max_steps=1, learning_rate=0.0, report_to=[], use_cpu=True,
         gradient_accumulation_steps=1, logging_strategy="no", save_strategy="no",

@@ -82,7 +82,7 @@ def test_transformers_run_mlm_evaluation_works_on_a_checkpoint_saved_with_sparse
     trainer = Trainer(
         model=model,
         args=args,
-        eval_dataset=[{"input_ids": i, "labels": l} for i, l in zip(input_ids, labels)],
+        eval_dataset=[{"input_ids": ids, "labels": label} for ids, label in zip(input_ids, labels)],
         compute_metrics=run_mlm_compute_metrics,
         preprocess_logits_for_metrics=run_mlm_preprocess_logits_for_metrics,
     )
