@@ -9,19 +9,21 @@ cache, reformer-ko recomputing the prefix at every step (`use_cache=False`), and
 The model: 4 layers x 256 wide, 4 heads, 4 hashes, buckets of 64, a 22,000-token vocabulary, axial positions, a
 context that holds the longest prompt and the new tokens (both models alike), random weights (the speed does not
 depend on them). Each generate() call is timed whole, the prompt's forward included: tokens/s = new tokens /
-seconds. Beside it: the time to the first token (generate() with one new token), the decoding rate after it, the
-bytes reformer-ko's cache holds, and how many tokens the cached and uncached runs share. Each round runs every
-implementation once, in rotating order; on CPU the process's CPU time is recorded beside the wall time (other
-processes' load inflates it far less).
+seconds. Within the same call, the time to the first token (the prompt's forward) and the decoding rate after it;
+beside them the bytes reformer-ko's cache holds, and how many tokens the cached and uncached runs share. Each round
+runs every implementation once, in rotating order (recomputing the prefix, far slower, in rounds of its own); on
+CPU the process's CPU time is recorded beside the wall time (other processes' load inflates it far less).
 """
 
 import argparse
 import statistics
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -30,7 +32,7 @@ if str(REPO) not in sys.path:
 from benchmarks.machine import load_average, machine_and_versions  # noqa: E402
 from benchmarks.models import Task, build_hf_reformer, reformer_ko_config  # noqa: E402
 from benchmarks.reports import RESULTS, write_json  # noqa: E402
-from benchmarks.timing import alternate, timed  # noqa: E402
+from benchmarks.timing import StepTime, alternate, synchronize, timed  # noqa: E402
 
 TASK = Task("generation", dim=256, depth=4, heads=4, causal=True)
 TINY_TASK = Task("tiny-generation", dim=32, depth=2, heads=2, causal=True, vocab=500, bucket=16, hashes=2)
@@ -47,7 +49,20 @@ def build_models(task, context, device, dtype):
     return {"reformer-ko": ours.to(device, dtype).eval(), "transformers": theirs.to(device, dtype).eval()}
 
 
-def generate(model, prompt, new_tokens, use_cache):
+class FirstTokenClock(StoppingCriteria):
+    """Never stops generation; notes the clocks when it is first asked, right after the first new token."""
+
+    def __init__(self, device):
+        self.device, self.first = device, None
+
+    def __call__(self, input_ids, scores, **kwargs):
+        if self.first is None:
+            synchronize(self.device)
+            self.first = StepTime(time.perf_counter(), time.process_time())
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+
+def generate(model, prompt, new_tokens, use_cache, clock=None):
     """Greedy decoding of exactly `new_tokens` tokens."""
     with torch.no_grad():
         return model.generate(
@@ -59,6 +74,7 @@ def generate(model, prompt, new_tokens, use_cache):
             pad_token_id=0,
             use_cache=use_cache,
             return_dict_in_generate=True,
+            stopping_criteria=StoppingCriteriaList([clock] if clock else []),
         )
 
 
@@ -77,42 +93,49 @@ def measure_prompt(models, prompt_length, args):
         "reformer-ko uncached": (models["reformer-ko"], False),
         "transformers Reformer cached": (models["transformers"], True),
     }
-    outputs = {}
+    outputs, first_token = {}, {name: [] for name in runs}
 
-    def step(name, new_tokens):
+    def step(name):
         model, use_cache = runs[name]
-        output, took = timed(partial(generate, model, prompt, new_tokens, use_cache), args.device)
-        if new_tokens == args.new_tokens:
-            outputs[name] = output
+        clock = FirstTokenClock(args.device)
+        start = StepTime(time.perf_counter(), time.process_time())
+        outputs[name], took = timed(partial(generate, model, prompt, args.new_tokens, use_cache, clock), args.device)
+        first_token[name].append(StepTime(*(first - began for first, began in zip(clock.first, start))))
         return took
 
-    whole = {name: partial(step, name, args.new_tokens) for name in runs}
-    first = {name: partial(step, name, 1) for name in runs}
-    wall, cpu = alternate(whole, warmup=0, rounds=args.rounds)
-    first_wall, first_cpu = alternate(first, warmup=0, rounds=args.rounds)
+    cached = [name for name in runs if runs[name][1]]
+    wall, cpu = alternate({name: partial(step, name) for name in cached}, warmup=0, rounds=args.rounds)
+    recomputing = alternate({"reformer-ko uncached": partial(step, "reformer-ko uncached")}, 0, args.uncached_rounds)
+    wall.update(recomputing[0])
+    cpu.update(recomputing[1])
 
-    cached = outputs["reformer-ko cached"].sequences[0, prompt_length:]
-    recomputed = outputs["reformer-ko uncached"].sequences[0, prompt_length:]
     rows = []
     for name in runs:
-        seconds, first_seconds = statistics.median(wall[name]), statistics.median(first_wall[name])
+        seconds, cpu_seconds = statistics.median(wall[name]), statistics.median(cpu[name])
+        first_seconds = statistics.median(took.wall_s for took in first_token[name])
         rows.append(
             dict(
                 prompt=prompt_length,
                 impl=name,
                 new_tokens=args.new_tokens,
+                rounds=len(wall[name]),
                 wall_s=seconds,
                 wall_s_all=wall[name],
-                cpu_s=statistics.median(cpu[name]),
+                cpu_s=cpu_seconds,
+                cpu_s_all=cpu[name],
                 tokens_per_s=args.new_tokens / seconds,
-                tokens_per_cpu_s=args.new_tokens / statistics.median(cpu[name]),
+                tokens_per_cpu_s=args.new_tokens / cpu_seconds,
                 first_token_s=first_seconds,
-                first_token_cpu_s=statistics.median(first_cpu[name]),
-                decoding_tokens_per_s=(args.new_tokens - 1) / max(seconds - first_seconds, 1e-9),
+                first_token_cpu_s=statistics.median(took.cpu_s for took in first_token[name]),
+                decoding_tokens_per_s=statistics.median(
+                    (args.new_tokens - 1) / (total - first.wall_s)
+                    for total, first in zip(wall[name], first_token[name], strict=True)
+                ),
                 cache_bytes=cache_bytes(outputs[name]) if name == "reformer-ko cached" else None,
             )
         )
-    rows[0]["identical_to_uncached"] = (cached == recomputed).float().mean().item()
+    same = outputs["reformer-ko cached"].sequences == outputs["reformer-ko uncached"].sequences
+    rows[0]["identical_to_uncached"] = same[0, prompt_length:].float().mean().item()
     return rows
 
 
@@ -132,7 +155,8 @@ def markdown_report(report):
         "",
         f"{task.depth} layers x {task.dim} wide, {task.heads} heads, {task.hashes} hashes, buckets of {task.bucket}, "
         f"vocabulary {task.vocab:,}, {settings['dtype']}, greedy, {settings['new_tokens']} new tokens, median of "
-        f"{settings['rounds']} round(s), torch {machine['torch']}, transformers {machine['transformers']}, "
+        f"{settings['rounds']} round(s) ({settings['uncached_rounds']} for `uncached`), torch {machine['torch']}, "
+        f"transformers {machine['transformers']}, "
         f"{machine['torch_threads']} thread(s), load average {report['load_average']}. Tokens/s: new tokens per "
         "second of the whole generate() call, the prompt's forward included.",
         "",
@@ -175,7 +199,8 @@ def main(argv=None):
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--prompts", type=int, nargs="+", default=[512, 2048, 4096])
     parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the cached implementations")
+    parser.add_argument("--uncached-rounds", type=int, default=1, help="rounds of recomputing the prefix")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--dry-run", action="store_true", help="a tiny model, prompts of 32 and 64, 4 new tokens")
@@ -183,7 +208,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.task = TASK
     if args.dry_run:
-        args.task, args.prompts, args.new_tokens = TINY_TASK, [32, 64], 4
+        args.task, args.prompts, args.new_tokens, args.rounds = TINY_TASK, [32, 64], 4, 1
     torch.set_num_threads(args.threads)
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
 
@@ -199,7 +224,12 @@ def main(argv=None):
         machine=machine_and_versions(args.device, args.threads),
         load_average=load_average(),
         settings=dict(
-            dry_run=args.dry_run, dtype=args.dtype, new_tokens=args.new_tokens, rounds=args.rounds, prompts=args.prompts
+            dry_run=args.dry_run,
+            dtype=args.dtype,
+            new_tokens=args.new_tokens,
+            rounds=args.rounds,
+            uncached_rounds=args.uncached_rounds,
+            prompts=args.prompts,
         ),
         rows=rows,
     )

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from pretraining_fixtures import (
+    CORPUS,
     EXAMPLES,
     TINY_CLM,
     common_arguments,
@@ -17,6 +18,7 @@ from pretraining_fixtures import (
 from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
 
 from reformer_ko import ReformerKoConfig, ReformerKoForCausalLM
+from reformer_ko.modeling_reformer_ko import CACHE_FIELD
 from reformer_ko.training import block_length
 
 PROMPT = "김치는 배추나 무 같은"
@@ -110,6 +112,22 @@ def test_sampled_generation_follows_the_seed(model_and_tokenizer):
         torch.manual_seed(0)
         samples.append(model.generate(**prompt, max_new_tokens=12, do_sample=True, top_k=50))
     assert torch.equal(samples[0], samples[1])
+
+
+def test_perplexity_through_the_cache_is_within_3_percent_of_the_full_forward(model_and_tokenizer):
+    # Issue 13's target on the trained model: text scored token by token through the LSH cache (the first token as
+    # the prompt) against one forward; benchmarks/generation_quality.py measures it on the demo's causal LM.
+    model, tokenizer = model_and_tokenizer
+    text = " ".join(CORPUS.read_text(encoding="utf-8").split("\n\n")[-3:])
+    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids[:, :128]
+    with torch.no_grad():
+        full = model(ids).logits
+        first = model(ids[:, :1], use_cache=True)
+        rest = model(ids[:, 1:], past_key_values=getattr(first, CACHE_FIELD)).logits
+    cached = torch.cat([first.logits, rest], dim=1)
+    losses = [torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:]) for logits in (full, cached)]
+    assert ids.shape[1] == 128
+    assert abs(math.exp(losses[1] - losses[0]) - 1) < 0.03
 
 
 def test_text_generation_pipeline(model_and_tokenizer):
