@@ -96,6 +96,21 @@ def test_cached_steps_equal_the_full_forward_over_the_tokens_so_far(position_emb
     torch.testing.assert_close(cached, reference, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{"weight_tie": True}, {"attn_chunks": 2}, {"embedding_size": 16, "type_vocab_size": 0}],
+    ids=["shared layers", "attention in chunks", "projected embeddings"],
+)
+def test_cached_steps_equal_the_reference_with_every_layer_option(overrides, monkeypatch):
+    model = causal_lm(bucket_size=4, num_buckets=4, max_position_embeddings=64, **overrides)
+    inputs = tokens(batch=2, length=24)
+    cached = logits_through_the_cache(model, inputs, prompt_length=5)
+    use_reference_attention(model, monkeypatch, prompt_length=5)
+    with torch.no_grad():
+        reference = model(inputs).logits
+    torch.testing.assert_close(cached, reference, atol=1e-5, rtol=0)
+
+
 def test_the_reference_is_not_one_full_forward_over_the_whole_sequence(monkeypatch):
     # In one forward over the whole sequence, later tokens in lower buckets move earlier tokens' chunks, which a
     # cache cannot know: the cached steps compute something else (measured in docs/benchmarks.md).
