@@ -132,6 +132,14 @@ def _commit_id(repo_id, parent, message, files) -> str:
     return digest.hexdigest()
 
 
+def _file_entry(path, data) -> dict:
+    return {"type": "file", "path": path, "size": len(data), "oid": git_blob_id(data)}
+
+
+def _folder_entry(path) -> dict:
+    return {"type": "directory", "path": path, "oid": git_blob_id(path.encode())}
+
+
 class _Refusal(Exception):
     """An error answer: status, message and the Hub's `X-Error-Code`."""
 
@@ -317,40 +325,35 @@ def _handler_for(hub: HubStandIn):
                 }
             )
 
-        def tree_entries(self, commit: Commit, paths, recursive):
-            """The Hub's tree entries (files and folders) at `paths`, or under them."""
-            entries = {}
-            for path in paths:
-                path = path.strip("/")
-                if path in commit.files:
-                    data = commit.files[path]
-                    entries[path] = {"type": "file", "path": path, "size": len(data), "oid": git_blob_id(data)}
-                    continue
-                prefix = f"{path}/" if path else ""
-                for name, data in commit.files.items():
-                    if not name.startswith(prefix):
-                        continue
-                    parts = name[len(prefix) :].split("/")
-                    if len(parts) == 1 or recursive:
-                        entries[name] = {"type": "file", "path": name, "size": len(data), "oid": git_blob_id(data)}
-                    folders = parts[:-1] if recursive else parts[:1] if len(parts) > 1 else []
-                    for depth in range(len(folders)):
-                        folder = prefix + "/".join(parts[: depth + 1])
-                        entries[folder] = {"type": "directory", "path": folder, "oid": git_blob_id(folder.encode())}
-            return [entries[path] for path in sorted(entries)]
-
         def tree(self, repo, revision, path=None):
+            """The files and folders in a folder (the root without `path`), or under it with `recursive=true`."""
             commit = self.revision(self.visible_repository(repo), revision)
             recursive = self.query.get("recursive", ["False"])[0].lower() == "true"
-            entries = self.tree_entries(commit, [path or ""], recursive)
+            prefix = f"{path.strip('/')}/" if path else ""
+            entries = {}
+            for name, data in commit.files.items():
+                if not name.startswith(prefix):
+                    continue
+                parts = name[len(prefix) :].split("/")
+                if len(parts) == 1 or recursive:
+                    entries[name] = _file_entry(name, data)
+                for depth in range(len(parts) - 1 if recursive else min(len(parts) - 1, 1)):
+                    folder = prefix + "/".join(parts[: depth + 1])
+                    entries[folder] = _folder_entry(folder)
             if path and not entries:
                 raise _Refusal(HTTPStatus.NOT_FOUND, f"{path} not found", "EntryNotFound", commit.oid)
-            self.send_json(entries)
+            self.send_json([entries[name] for name in sorted(entries)])
 
         def paths_info(self, repo, revision):
+            """The entries of the files and folders at the given paths (form field `paths`); missing ones left out."""
             commit = self.revision(self.visible_repository(repo), revision)
-            paths = parse_qs(self.body.decode()).get("paths", [])
-            entries = [entry for entry in self.tree_entries(commit, paths, False) if entry["path"] in paths]
+            entries = []
+            for path in parse_qs(self.body.decode()).get("paths", []):
+                path = path.strip("/")
+                if path in commit.files:
+                    entries.append(_file_entry(path, commit.files[path]))
+                elif any(name.startswith(path + "/") for name in commit.files):
+                    entries.append(_folder_entry(path))
             self.send_json(entries)
 
         def resolve(self, repo, revision, path):

@@ -165,9 +165,16 @@ def launched_like_test_distributed(words):
     assert tested[2 : 2 + len(given)] == given, f"{given} is not what tests/test_distributed.py launches: {tested}"
 
 
-def deepspeed_config_is_zero_2(words):
+def deepspeed_config_is_the_zero_stage_it_names(words):
     path = words[words.index("--deepspeed") + 1]
-    assert json.loads((ROOT / path).read_text())["zero_optimization"]["stage"] == 2
+    stage = int(re.fullmatch(r"examples/ds_config_zero(\d)\.json", path).group(1))
+    assert json.loads((ROOT / path).read_text())["zero_optimization"]["stage"] == stage
+
+
+def fsdp_config_is_the_tested_one(words):
+    import test_fsdp
+
+    assert ROOT / words[words.index("--fsdp_config") + 1] == test_fsdp.FSDP_CONFIG
 
 
 # The table -------------------------------------------------------------------------------------------------------
@@ -231,16 +238,19 @@ training_args = TrainingArguments(output_dir="runs/data-md", report_to="none", u
     Entry('AutoModelForCausalLM.from_pretrained("runs/clm-gpt3-small"', RUN, (PRETRAINING,)),
     Entry("accelerate launch --num_processes 8 examples/run_clm.py", VALIDATE, (PRETRAINING,), unless="--deepspeed",
           options={"--use_cpu": []}, why=GPUS),
-    Entry("torchrun --nproc_per_node 8 examples/run_clm.py", VALIDATE, (PRETRAINING,), options={"--use_cpu": []},
-          why=GPUS),
+    Entry("torchrun --nproc_per_node 8 examples/run_clm.py", VALIDATE, (PRETRAINING,), unless="--fsdp",
+          options={"--use_cpu": []}, why=GPUS),
     Entry("accelerate launch --num_machines 2", VALIDATE, (PRETRAINING,), options={"--use_cpu": []},
           why="needs two machines with GPUs"),
     Entry("torchrun --nproc_per_node 2 examples/run_mlm.py", VALIDATE, (PRETRAINING,),
           check=launched_like_test_distributed, why=CPU_DDP),
     Entry("accelerate launch --multi_gpu --num_processes 2", VALIDATE, (PRETRAINING,),
           check=launched_like_test_distributed, why=CPU_DDP),
-    Entry("examples/run_clm.py <the arguments above> --deepspeed examples/ds_config_zero2.json", VALIDATE,
-          (PRETRAINING,), options={"--use_cpu": [], "--deepspeed": None}, check=deepspeed_config_is_zero_2,
+    Entry("--fsdp --fsdp_config examples/fsdp_config.json", VALIDATE, (PRETRAINING,), options={"--use_cpu": []},
+          check=fsdp_config_is_the_tested_one, why=GPUS + "; tests/test_fsdp.py runs it on 2 CPU processes"),
+    Entry("examples/run_clm.py <the arguments above> --deepspeed examples/ds_config_zero", VALIDATE,
+          (PRETRAINING,), options={"--use_cpu": [], "--deepspeed": None},
+          check=deepspeed_config_is_the_zero_stage_it_names,
           why="needs GPUs and DeepSpeed; without DeepSpeed TrainingArguments refuses --deepspeed, so the script "
           "parses the other arguments and the config file is checked"),
     Entry("trainer = PretrainingTrainer(", RUN, (PRETRAINING,), prelude=TINY_PRELUDE + """
