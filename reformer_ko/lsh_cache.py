@@ -166,9 +166,6 @@ class LSHLayerCache(CacheLayerMixin):
     def batch_select_indices(self, indices):
         self.select_rows(lambda tensor: tensor[indices])
 
-    def offload(self):
-        raise NotImplementedError("reformer-ko's LSH cache does not support offloading: use it on one device.")
-
     def memory_bytes(self):
         """Bytes the layer's tensors hold (their allocated capacity, not only the tokens so far)."""
         if not self.is_initialized:

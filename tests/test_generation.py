@@ -352,6 +352,22 @@ def test_cropping_the_cache_forgets_the_last_tokens_exactly():
     torch.testing.assert_close(after_crop, logits_through_the_cache(model, inputs, prompt_length=12)[:, 12:])
 
 
+def test_a_cache_repeated_or_selected_by_rows_continues_each_row_as_before():
+    model = many_chunks_lm()
+    inputs = tokens(batch=2, length=20)
+    with torch.no_grad():
+        cache = cache_of(model(inputs[:, :12], use_cache=True))
+        expected = model(inputs[:, 12:], past_key_values=cache).logits
+        cache.crop(-8)
+        cache.batch_repeat_interleave(2)
+        repeated = model(inputs[:, 12:].repeat_interleave(2, dim=0), past_key_values=cache).logits
+        cache.crop(-8)
+        cache.batch_select_indices(torch.tensor([3]))
+        selected = model(inputs[1:, 12:], past_key_values=cache).logits
+    torch.testing.assert_close(repeated, expected.repeat_interleave(2, dim=0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(selected, expected[1:], atol=1e-6, rtol=0)
+
+
 def test_a_new_cache_is_a_transformers_cache_of_one_layer_per_layer():
     model = causal_lm(num_hidden_layers=3, weight_tie=True)
     with torch.no_grad():
