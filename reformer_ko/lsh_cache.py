@@ -43,7 +43,7 @@ class LSHLayerCache(CacheLayerMixin):
     def capacity(self):
         return 0 if self.keys is None else self.keys.shape[2]
 
-    def lazy_initialization(self, key_states, value_states, buckets=None):
+    def lazy_initialization(self, key_states, value_states, buckets):
         """Empty storage of the dtypes and device of the first tokens (and their `buckets`' number of rounds)."""
         batch, heads, _, head_size = key_states.shape
         self.device = key_states.device
@@ -55,7 +55,7 @@ class LSHLayerCache(CacheLayerMixin):
         self.bucket_sizes = buckets.new_zeros(batch, heads, buckets.shape[2], self.num_buckets + 1)
         self.is_initialized = True
 
-    def update(self, key_states, value_states, buckets=None, real=None):
+    def update(self, key_states, value_states, buckets, real):
         """Append tokens: `key_states`, `value_states` (batch, heads, new tokens, head size), their `buckets`
         (batch, heads, hash rounds, new tokens) and `real` (batch, new tokens). Returns the keys and values of every
         token so far."""
