@@ -6,18 +6,21 @@
 #      compare, the GPU plan's cases in order of importance; TRAIN_BUDGET seconds, later cases are recorded as
 #      skipped);
 #   3. profile_step.py: where the step's time goes, by part and by kernel, for reformer-ko with both speed options
-#      (flex attention, sparse prediction) and for raw reformer-pytorch (MLM, 4,096 tokens x 4).
+#      (flex attention, sparse prediction) and for raw reformer-pytorch (MLM, 4,096 tokens x 4);
+#   4. generation.py: tokens/s of generation after prompts of 512 to 4,096 tokens, reformer-ko with its LSH cache,
+#      without it, and transformers' Reformer with its cache (GENERATION_LIMIT seconds).
 # The budgets only stop new sections or cases from starting; each part also has a hard limit (SIGINT, after which
 # it reports what it measured). A failing part is reported and the next one still runs; the exit status is the
 # first failure's.
 #
 # Results: the parts write into a work folder ($WORK, default a new temporary folder) laid out as benchmarks/results/
-# is: flex_attention_gpu/, training_step_gpu/ and step_profile_gpu/, each part's log beside its results. The device
+# is: flex_attention_gpu/, training_step_gpu/, step_profile_gpu/ and generation_gpu/, each part's log beside its
+# results. The device
 # tool returns at most 8 files from $OUT, so the work folder is packed into ONE archive, $OUT/gpu_results.tar.gz,
 # after every part and once more on exit however the script ends (a call killed outright keeps the last one), and
 # $OUT/gpu_summary.txt says what ran on what and how each part ended. Unpack the archive into benchmarks/results:
 #   tar -xzf gpu_results.tar.gz -C benchmarks/results
-# $OUT defaults to outputs/gpu_benchmarks (git-ignored). PARTS picks parts (default "flex train profiles", e.g.
+# $OUT defaults to outputs/gpu_benchmarks (git-ignored). PARTS picks parts (default "flex train profiles generation", e.g.
 # PARTS=train to rerun the table alone). DRY_RUN=1 runs the same parts on the CPU at tiny sizes in seconds
 # (tests/test_benchmarks.py does): the script's plumbing, not the GPU's numbers.
 #
@@ -26,17 +29,18 @@
 #     --platform manylinux2014_x86_64 -d .whl reformer-pytorch==1.4.4 local-attention==1.11.2 \
 #     hyper-connections==0.4.11 torch-einops-utils==0.2.0 axial_positional_embedding==0.3.12 \
 #     product_key_memory==0.3.0 colt5-attention==0.11.2 einops==0.8.2
-# then, with the device tool:  run(command="bash benchmarks/run_gpu.sh", carry=[".whl"], timeout_s=480)
+# then, with the device tool:  run(command="bash benchmarks/run_gpu.sh", carry=[".whl"], timeout_s=560)
 # Anywhere else with a GPU and reformer-pytorch installed, the same script runs without the wheels.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-outputs/gpu_benchmarks}"
 TEMPORARY_WORK=""
 [ -z "${WORK:-}" ] && WORK=$(mktemp -d) TEMPORARY_WORK=1
-PARTS="${PARTS:-flex train profiles}"
+PARTS="${PARTS:-flex train profiles generation}"
 FLEX_BUDGET="${FLEX_BUDGET:-60}"
 TRAIN_BUDGET="${TRAIN_BUDGET:-190}"
-RESULT_FOLDERS=(flex_attention_gpu training_step_gpu step_profile_gpu)
+GENERATION_LIMIT="${GENERATION_LIMIT:-70}"
+RESULT_FOLDERS=(flex_attention_gpu training_step_gpu step_profile_gpu generation_gpu)
 mkdir -p "$OUT" "$WORK"
 OUT=$(cd "$OUT" && pwd) WORK=$(cd "$WORK" && pwd)
 ARCHIVE="$OUT/gpu_results.tar.gz" SUMMARY="$OUT/gpu_summary.txt"
@@ -102,9 +106,10 @@ part() {  # part NAME FOLDER LOG LIMIT COMMAND...: run one part for at most LIMI
 
 if [ "${DRY_RUN:-0}" = 1 ]; then
   flex=(--dry-run) train=(--dry-run --in-process) profile=(--device cpu --task tiny-mlm --seq-len 64 --batch 2 --warmup 1 --steps 1)
+  generation=(--dry-run)
 else
   # The implementations the targets compare, in order of importance (train_step.py has more: pass --impls to change).
-  flex=() profile=(--device cuda --task mlm --seq-len 4096 --batch 4)
+  flex=() profile=(--device cuda --task mlm --seq-len 4096 --batch 4) generation=(--device cuda)
   train=(--device cuda --impls reformer-pytorch reformer-ko reformer-ko-flex reformer-ko-flex-sparse sdpa hf-reformer)
 fi
 runs() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -121,5 +126,9 @@ if runs profiles; then
     part "profile $impl" step_profile_gpu "profile_$impl.log" 45 \
       python3 benchmarks/profile_step.py "${profile[@]}" --impl "$impl" --out "$WORK/step_profile_gpu"
   done
+fi
+if runs generation; then
+  part "generation" generation_gpu generation.log "$GENERATION_LIMIT" \
+    python3 benchmarks/generation.py "${generation[@]}" --out "$WORK/generation_gpu"
 fi
 exit "$status"

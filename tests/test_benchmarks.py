@@ -157,8 +157,9 @@ def test_the_gpu_entry_point_packs_every_part_into_one_archive(tmp_path):
             profile = read_json(f"step_profile_gpu/profile_{impl}_tiny-mlm_64x2_cpu.json")
             assert len(profile["parts"]) == 4 and all(ms > 0 for ms in profile["parts"].values()), profile["parts"]
             assert profile["operators"] and members[f"step_profile_gpu/profile_{impl}.log"].size > 0
+        assert read_json("generation_gpu/generation_cpu_dry_run.json")
     summary = (out / "gpu_summary.txt").read_text()
-    assert summary.count(": exit 0, ") == 4 and "archive: " in summary, summary
+    assert summary.count(": exit 0, ") == 5 and "archive: " in summary, summary
 
 
 def test_a_failing_gpu_part_still_comes_back_in_the_archive(tmp_path):
