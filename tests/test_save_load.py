@@ -75,7 +75,7 @@ def test_saved_directory_is_hub_ready(tmp_path):
 
 def test_saved_directory_holds_the_modules_the_model_code_imports_beside_it(tmp_path):
     saved(ReformerKoForMaskedLM, tmp_path)
-    for name in ("lsh_attention.py", "reversible.py"):
+    for name in ("lsh_attention.py", "lsh_cache.py", "reversible.py"):
         assert (tmp_path / name).read_text() == (Path(modeling.__file__).parent / name).read_text()
 
 
