@@ -15,13 +15,21 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 from korquad_fixtures import QUIET
-from pretraining_fixtures import CORPUS, EXAMPLES, TINY_MLM, common_arguments, run_python, small_tokenizer
+from pretraining_fixtures import (
+    CORPUS,
+    EXAMPLES,
+    TINY_ELECTRA,
+    TINY_MLM,
+    common_arguments,
+    run_python,
+    small_tokenizer,
+)
 from transformers import AutoModelForMaskedLM, AutoModelForQuestionAnswering, AutoTokenizer, pipeline
 
 from reformer_ko.training.hub import model_code_files
 
 DEMO = CORPUS.parent
-PRETRAINED, FINE_TUNED, FROM_PYTHON = "mlm-every-save", "korquad-end", "python-push"
+PRETRAINED, FINE_TUNED, FROM_PYTHON, ELECTRA = "mlm-every-save", "korquad-end", "python-push", "electra-every-save"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 FILL_MASK_TEXT = "김치는 한국의 대표적인 [MASK]이다."
 # Files of a run that are not the model's: the run record and staging folder ("_*"), checkpoints.
@@ -32,26 +40,40 @@ def repo_id(hub, name):
     return f"{hub.user}/{name}"
 
 
-@pytest.fixture(scope="module")
-def pretrained(hub, tmp_path_factory):
-    """A masked-LM run that saves (and pushes) at steps 2 and 4, evaluates, and pushes the final model."""
-    tmp_path = tmp_path_factory.mktemp("pretraining")
+def pretrain_and_push(hub, tmp_path, script, preset, overrides, name, *extra):
+    """A pretraining run that saves (and pushes) at steps 2 and 4, and pushes the final model; its output directory."""
     output_dir = tmp_path / "output"
     run_python(
         [
-            EXAMPLES / "run_mlm.py",
+            EXAMPLES / script,
             *common_arguments(small_tokenizer(tmp_path / "tokenizer"), output_dir, tmp_path / "cache"),
-            "--config_preset", "mlm-small", "--config_overrides", TINY_MLM,
-            "--validation_split_percentage", "10", "--max_train_samples", "8", "--max_eval_samples", "4",
-            "--do_train", "--do_eval", "--max_steps", "4", "--per_device_train_batch_size", "4",
-            "--save_steps", "2",
-            "--push_to_hub", "--hub_model_id", PRETRAINED, "--hub_strategy", "every_save",
+            "--config_preset", preset, "--config_overrides", overrides, "--max_train_samples", "8",
+            "--do_train", "--max_steps", "4", "--per_device_train_batch_size", "4", "--save_steps", "2",
+            "--push_to_hub", "--hub_model_id", name, "--hub_strategy", "every_save", *extra,
         ],
         tmp_path,
         environment=hub.environment,
         timeout=300,
     )  # fmt: skip
     return output_dir
+
+
+@pytest.fixture(scope="module")
+def pretrained(hub, tmp_path_factory):
+    """A masked-LM run pushing every checkpoint, which also evaluates."""
+    tmp_path = tmp_path_factory.mktemp("pretraining")
+    evaluation = ["--validation_split_percentage", "10", "--max_eval_samples", "4", "--do_eval"]
+    return pretrain_and_push(hub, tmp_path, "run_mlm.py", "mlm-small", TINY_MLM, PRETRAINED, *evaluation)
+
+
+@pytest.fixture(scope="module")
+def electra(hub, tmp_path_factory):
+    """An ELECTRA run pushing every checkpoint: the discriminator, and the generator in `generator/`."""
+    tmp_path = tmp_path_factory.mktemp("electra")
+    return pretrain_and_push(
+        hub, tmp_path, "run_electra.py", "electra-small-discriminator", TINY_ELECTRA, ELECTRA,
+        "--validation_split_percentage", "0",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +187,18 @@ def test_checkpoint_pushes_carry_the_weights_of_the_complete_checkpoint_they_nam
         checkpoint = pretrained / f"checkpoint-{step}"
         assert commit.files["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes(), commit.message
         assert commit.files["config.json"] == (checkpoint / "config.json").read_bytes(), commit.message
+
+
+def test_electras_checkpoint_pushes_carry_the_checkpoints_generator_whole(hub, electra):
+    commits = hub.repository(repo_id(hub, ELECTRA)).commits
+    pushes = [commit for commit in commits if commit.message.startswith("Training")]
+    assert pushes, "no checkpoint was pushed"
+    for commit in pushes:
+        step = commit.message.rsplit(" ", 1)[-1]
+        generator = electra / f"checkpoint-{step}" / "generator"
+        files = {path.name for path in generator.iterdir()}
+        assert files >= {"config.json", "model.safetensors", *TOKENIZER_FILES, *model_code_files(generator)}
+        assert commit.folder("generator") == {name: (generator / name).read_bytes() for name in files}, commit.message
 
 
 def test_the_final_push_is_the_saved_output_directory_with_its_card_and_results(hub, pretrained):
