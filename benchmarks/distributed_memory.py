@@ -19,6 +19,7 @@ Prints a Markdown table for docs/benchmarks.md and writes the JSON to `--out`
 """
 
 import argparse
+import gc
 import json
 import os
 import subprocess
@@ -111,6 +112,11 @@ def worker(args):
         rss_before_model_bytes=before_model, losses=losses,
     )  # fmt: skip
     Path(args.result).with_suffix(f".rank{rank}.json").write_text(json.dumps(result))
+    # The DDP wrapper goes before the process group: a reducer that outlives the group destroys it at exit, holding
+    # the GIL that gloo's threads need (the exit then hangs; reformer_ko.training.end_training does the same).
+    del wrapped, optimizer
+    gc.collect()
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import reformer_ko
@@ -68,12 +69,27 @@ def common_arguments(tokenizer_dir, output_dir, cache_dir):
     ]  # fmt: skip
 
 
+def kill_marked_processes(marker):
+    """SIGKILL every process whose environment holds `marker` (a launcher's workers run in sessions of their own,
+    and may outlive their parent)."""
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
 def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None, environment=None):
-    """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output. On `timeout` the
-    whole process group is killed, and any process whose command line names `tmp_path` (a launcher's workers), so
-    a hang fails the test instead of CI. `environment` sets variables over `script_environment`'s (None unsets)."""
+    """Run `python [launcher] arguments` offline; with `check`, fail with the end of its output. On `timeout` every
+    process it started is killed (they all carry a marker in their environment), so a hang fails the test instead
+    of CI. `environment` sets variables over `script_environment`'s (None unsets)."""
     command = [sys.executable, *launcher, *map(str, arguments)]
-    env = {**script_environment(tmp_path), **(environment or {})}
+    marker = f"REFORMER_KO_TEST_RUN={uuid.uuid4().hex}"
+    env = {**script_environment(tmp_path), **(environment or {}), **dict([marker.split("=")])}
     process = subprocess.Popen(
         command,
         env={name: value for name, value in env.items() if value is not None},
@@ -87,8 +103,7 @@ def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None, en
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
-        # torchrun starts its workers in sessions of their own; their command lines name the test's directory.
-        subprocess.run(["pkill", "-9", "-f", f"{tmp_path}/"], check=False)
+        kill_marked_processes(marker)
         stdout, stderr = process.communicate()
         raise AssertionError(f"{' '.join(command)} ran past {timeout} s:\n{stdout[-3000:]}\n{stderr[-5000:]}")
     result = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
