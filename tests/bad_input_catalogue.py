@@ -1,8 +1,8 @@
 """The bad-input catalogue: for every entry point, wrong inputs a user really gives and what reformer-ko answers.
 
-Each `Case` is run by tests/test_bad_input.py, which asserts the exit status (commands) or the exception (Python
-entry points), that the message matches, that there is no traceback, and that nothing in the user's directories was
-written or changed. docs/errors.md is this catalogue rendered (`python tests/bad_input_catalogue.py` writes it; a
+Each `Case` is run by tests/test_bad_input.py, which asserts the exit status and that there is no traceback
+(commands) or the `ValueError` (Python entry points), that the message matches, and that nothing in the user's
+directories was written or changed. docs/errors.md is this catalogue rendered (`python tests/bad_input_catalogue.py` writes it; a
 test checks it is up to date), so the page of errors and the errors themselves cannot drift apart.
 
 Arguments name files of the test's workspace in braces (`{corpus}`, `{tokenizer}`, ...): see
@@ -10,7 +10,7 @@ Arguments name files of the test's workspace in braces (`{corpus}`, `{tokenizer}
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -22,12 +22,12 @@ class Case:
 
     entry: str  # the entry point: a command (`reformer-ko ...`) or a Python call
     situation: str  # what the user did
-    arguments: tuple = ()  # a command's arguments (after `entry`), with workspace names in braces
+    arguments: tuple = ()  # a command's arguments (after `entry`), with workspace names in braces; for a Python
+    # entry point, the name of the call in tests/test_bad_input.py's PYTHON_CALLS
     message: str = ""  # what the answer says: a regular expression matching the one-line message
     fix: str = ""  # what to do, for docs/errors.md
-    status: int = 1  # a command's exit status (2: argument errors); None for Python entry points
+    status: int | None = 1  # a command's exit status (2: argument errors); None for Python entry points, which raise
     example: str = ""  # the message as docs/errors.md shows it (must match `message`)
-    python: str = field(default="", compare=False)  # for Python entry points: the name of a call in the test module
 
     @property
     def id(self):
@@ -291,8 +291,68 @@ CASES = [
         status=2,
         example="argument --steps: must be at least 1, got 0",
     ),
+    # Python entry points -------------------------------------------------------------------------------------------
+    Case(
+        MODEL_FORWARD, "A token id outside the vocabulary", ("id_outside_the_vocabulary",),
+        r"Token id 5000 is outside the vocabulary \[0, 120\) of this model",
+        "Use the tokenizer the model was trained with (the one saved beside it).", status=None,
+        example="Token id 5000 is outside the vocabulary [0, 120) of this model: the tokenizer does not match the model's config (vocab_size).",
+    ),
+    Case(
+        MODEL_FORWARD, "Input longer than the model's positions", ("too_long",),
+        r"Input of 257 tokens is longer than this model's max_position_embeddings \(256\)",
+        "Truncate: `tokenizer(..., truncation=True, max_length=...)`.", status=None,
+        example="Input of 257 tokens is longer than this model's max_position_embeddings (256): truncate it, e.g. tokenizer(..., truncation=True, max_length=256).",
+    ),
+    Case(
+        MODEL_FORWARD, "Token ids that are not integers", ("float_ids",),
+        r"input_ids must be integer token ids, got dtype torch\.float32",
+        "Pass the tokenizer's ids (`torch.long`).", status=None,
+        example="input_ids must be integer token ids, got dtype torch.float32: pass the tokenizer's ids (torch.long), e.g. tokenizer(text, return_tensors='pt').",
+    ),
+    Case(
+        MODEL_FORWARD, "A batch of no rows", ("no_rows",),
+        r"input_ids has no rows \(a batch of 0 sequences\)",
+        "Pass at least one sequence.", status=None,
+        example="input_ids has no rows (a batch of 0 sequences): pass at least one sequence.",
+    ),
+    Case(
+        MODEL_FORWARD, "An attention mask of another shape", ("mask_shape",),
+        r"attention_mask has shape \(2, 9\) but input_ids has shape \(2, 10\)",
+        "Pass the mask the tokenizer made with the ids.", status=None,
+        example="attention_mask has shape (2, 9) but input_ids has shape (2, 10); they must match.",
+    ),
+    Case(
+        MODEL_FORWARD, "A segment id the model has no embedding for", ("segment_id",),
+        r"token_type_ids must be in \[0, 2\) \(type_vocab_size\), got 2",
+        "Use segment ids 0 and 1 (a question-context pair), or a config with more `type_vocab_size`.", status=None,
+        example="token_type_ids must be in [0, 2) (type_vocab_size), got 2.",
+    ),
+    Case(
+        MODEL_FORWARD, "Asking for attention weights", ("attention_weights",),
+        r"reformer-ko models have no attention weights to return",
+        "Leave `output_attentions` unset: LSH attention never builds the full attention matrix.", status=None,
+        example="reformer-ko models have no attention weights to return: LSH attention attends within hash buckets and never builds the sequence x sequence matrix; leave output_attentions unset (False).",
+    ),
+    Case(
+        FROM_PRETRAINED, "A truncated or corrupt weights file", ("truncated_weights",),
+        r"could not be read .*: the file is truncated or corrupt",
+        "Download or save the checkpoint again.", status=None,
+        example="The weights in mlm could not be read (Error while deserializing header: ...): the file is truncated or corrupt. Download or save the checkpoint again.",
+    ),
+    Case(
+        FROM_PRETRAINED, "A checkpoint of another model type", ("other_model_type",),
+        r"This checkpoint is a 'bert' model, not a 'reformer_ko' one",
+        "Load it with its own classes, or point to a reformer-ko checkpoint.", status=None,
+        example="This checkpoint is a 'bert' model, not a 'reformer_ko' one: load it with its own classes (e.g. transformers' AutoModel), or point to a reformer-ko checkpoint.",
+    ),
+    Case(
+        PIPELINE, "A question without its context", ("question_without_context",),
+        r"Give question= and context=",
+        "Call `qa(question=..., context=...)` (or pass a dict with both).", status=None,
+        example="Give question= and context= (or a dict with 'question' and 'context').",
+    ),
 ]
-
 
 ENTRY_NOTES = {
     TRAIN_TOKENIZER: "Trains the WordPiece tokenizer ([data.md](data.md)).",
@@ -304,9 +364,9 @@ ENTRY_NOTES = {
     EVALUATE_KORQUAD: "The official metric on a predictions file.",
     PREPARE_CORPUS: "Raw text to the corpus format ([data.md](data.md)).",
     DEMO: "",
-    MODEL_FORWARD: "A model called from Python raises `ValueError` with the message.",
-    FROM_PRETRAINED: "",
-    PIPELINE: "",
+    MODEL_FORWARD: "A model called from Python raises `ValueError` with the message (no exit status).",
+    FROM_PRETRAINED: "`ReformerKoForMaskedLM.from_pretrained` and the Auto classes.",
+    PIPELINE: "`pipeline(\"question-answering\")` and the other pipelines.",
 }
 
 
@@ -332,7 +392,7 @@ def render_errors_page() -> str:
         lines += ["| situation | message | exit | what to do |", "|---|---|---|---|"]
         for case in CASES:
             if case.entry == entry:
-                status = "" if case.status is None else str(case.status)
+                status = "—" if case.status is None else str(case.status)
                 example = case.example.replace("|", "\\|")
                 lines.append(f"| {case.situation} | `{example}` | {status} | {case.fix} |")
         lines.append("")
