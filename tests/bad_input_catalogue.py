@@ -394,7 +394,8 @@ def render_errors_page() -> str:
             if case.entry == entry:
                 status = "—" if case.status is None else str(case.status)
                 example = case.example.replace("|", "\\|")
-                lines.append(f"| {case.situation} | `{example}` | {status} | {case.fix} |")
+                code = f"`` {example} ``" if "`" in example else f"`{example}`"
+                lines.append(f"| {case.situation} | {code} | {status} | {case.fix} |")
         lines.append("")
     return "\n".join(lines)
 
