@@ -28,6 +28,9 @@ class LSHLayerCache(CacheLayerMixin):
     """
 
     is_croppable = True
+    # `Cache.early_initialization` would call `lazy_initialization` with keys and values alone; the storage also
+    # needs the buckets' number of hash rounds, so it waits for the first tokens (as linear-attention layers do).
+    supports_early_init = False
 
     def __init__(self, num_buckets, max_length):
         super().__init__()
@@ -186,6 +189,11 @@ class ReformerKoCache(Cache):
                 for _ in range(config.num_hidden_layers)
             ]
         )
+
+    @property
+    def is_initialized(self):
+        # transformers' counts only the layers that support early initialisation, which these do not.
+        return all(layer.is_initialized for layer in self.layers)
 
     def memory_bytes(self):
         """Bytes the cache's tensors hold, every layer's allocated capacity."""

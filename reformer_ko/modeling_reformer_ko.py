@@ -508,7 +508,7 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
             cache = ReformerKoCache(self.config)
         past_length = 0
         if cache is not None:
-            self.check_cache_use()
+            self.check_cache_use(cache)
             past_length = cache.get_seq_length()
         inputs = input_ids if input_ids is not None else inputs_embeds
         if past_length and attention_mask is not None and inputs is not None:
@@ -531,7 +531,7 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
         )
         return self.finish(output, return_dict)
 
-    def check_cache_use(self):
+    def check_cache_use(self, cache):
         if not self.config.is_decoder:
             raise ValueError(
                 "The generation cache is for causal models: this one is bidirectional (is_decoder=False), so every "
@@ -541,6 +541,12 @@ class ReformerKoModel(ReformerKoPreTrainedModel):
             raise ValueError(
                 "The generation cache needs eval mode: in training the LSH attention draws new hash rotations at "
                 "every call, so cached buckets would not match. Call model.eval() first."
+            )
+        if not isinstance(cache, ReformerKoCache):
+            raise ValueError(
+                "past_key_values must be a ReformerKoCache (the one a forward with use_cache=True returns, or "
+                f"ReformerKoCache(model.config)), got {type(cache).__name__}: the LSH attention caches hash buckets "
+                "that other caches do not hold."
             )
 
     def check_position_ids(self, position_ids, shape):
@@ -749,6 +755,13 @@ class ReformerKoForCausalLM(ReformerKoPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, new_embeddings):
         self.lm_head.decoder = new_embeddings
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls):
+        # generate() hands the forward a DynamicCache unless this returns False, which transformers' default (5.17
+        # to 5.24) does only for class names containing "reformer": a subclass named otherwise would get one. The
+        # forward builds its ReformerKoCache itself (use_cache=True, no cache given).
+        return False
 
     def forward(
         self,

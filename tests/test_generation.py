@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from pretraining_fixtures import run_python, small_tokenizer
 from tiny_models import tiny_config
-from transformers import AutoTokenizer, pipeline
+from transformers import AutoTokenizer, DynamicCache, pipeline
 
 from reformer_ko import ReformerKoForCausalLM, ReformerKoForMaskedLM
 from reformer_ko.lsh_attention import PaddingSafeLSHAttention
@@ -263,6 +263,39 @@ def test_generate_stops_at_the_context_and_says_so(caplog):
     assert generated.shape[1] == 64
     assert "asked for 80 tokens with a 60-token prompt" in caplog.text
     assert "max_position_embeddings (64)" in caplog.text and "max_new_tokens=4" in caplog.text
+
+
+def test_a_subclass_under_another_name_generates_with_the_cache():
+    # transformers decides by the class name whether generate() builds a DynamicCache for the model.
+    class KoreanLM(ReformerKoForCausalLM):
+        pass
+
+    model = causal_lm()
+    renamed = KoreanLM(model.config).eval()
+    renamed.load_state_dict(model.state_dict())
+    prompt = tokens(batch=2, length=10)
+    options = dict(max_new_tokens=5, do_sample=False, pad_token_id=0, return_dict_in_generate=True)
+    output = renamed.generate(prompt, **options)
+    assert isinstance(cache_of(output), ReformerKoCache)
+    assert torch.equal(output.sequences, model.generate(prompt, **options).sequences)
+
+
+def test_a_cache_of_another_kind_is_refused():
+    model = causal_lm()
+    with pytest.raises(ValueError, match=r"^past_key_values must be a ReformerKoCache .*, got DynamicCache: [^\n]*$"):
+        model(tokens(1, 8), past_key_values=DynamicCache())
+
+
+def test_early_initialization_leaves_the_cache_to_the_first_tokens():
+    model = causal_lm()
+    cache = ReformerKoCache(model.config)
+    cache.early_initialization(batch_size=1, num_heads=2, head_dim=16, dtype=torch.float32, device="cpu")
+    assert not cache.is_initialized
+    prompt = tokens(1, 8)
+    with torch.no_grad():
+        logits = model(prompt, past_key_values=cache).logits
+    assert cache.is_initialized and cache.get_seq_length() == 8
+    torch.testing.assert_close(logits, logits_through_the_cache(model, prompt, prompt_length=8), atol=0, rtol=0)
 
 
 def test_a_cache_full_to_the_context_refuses_more_tokens():
