@@ -10,6 +10,25 @@ NO_ATTENTION_WEIGHTS = (
     "builds the sequence x sequence matrix; leave output_attentions unset (False)."
 )
 
+# The integer fields and the least value of each. embedding_size and num_buckets may also be None (computed).
+INTEGER_FIELDS = dict(
+    vocab_size=1,
+    hidden_size=1,
+    num_hidden_layers=1,
+    num_attention_heads=1,
+    embedding_size=1,
+    max_position_embeddings=1,
+    type_vocab_size=0,
+    bucket_size=1,
+    num_buckets=2,
+    num_hashes=1,
+    ff_mult=1,
+    ff_chunks=1,
+    attn_chunks=1,
+    reverse_thres=0,
+)
+OPTIONAL_FIELDS = ("embedding_size", "num_buckets")
+
 PRESETS = {
     # The original project's BERT-style masked LM.
     "mlm-small": dict(
@@ -40,6 +59,33 @@ PRESETS = {
         max_position_embeddings=512,
     ),
 }
+
+
+def is_integer(value):
+    """An int, and not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def invalid_config(problems):
+    """The one-line error that lists every problem of a config."""
+    return ValueError("Invalid ReformerKoConfig: " + "; ".join(problems) + ".")
+
+
+def check_numbers(arguments):
+    """Raise if a config's `arguments` hold an integer field that is no integer or out of range, or an
+    `axial_position_shape` that is not two positive integers."""
+    problems = []
+    for name, least in INTEGER_FIELDS.items():
+        value = arguments[name]
+        if not (value is None and name in OPTIONAL_FIELDS) and not (is_integer(value) and value >= least):
+            problems.append(f"{name} must be an integer >= {least}, got {value!r}")
+    shape = arguments["axial_position_shape"]
+    if shape is not None and not (
+        isinstance(shape, (tuple, list)) and len(shape) == 2 and all(is_integer(n) and n >= 1 for n in shape)
+    ):
+        problems.append(f"axial_position_shape must be two positive integers, got {shape!r}")
+    if problems:
+        raise invalid_config(problems)
 
 
 class ReformerKoConfig(PreTrainedConfig):
@@ -131,6 +177,8 @@ class ReformerKoConfig(PreTrainedConfig):
         vocab_fingerprint=None,
         **kwargs,
     ):
+        # Before any default is computed from them: a string or a 0 would escape as a TypeError or ZeroDivisionError.
+        check_numbers(locals())
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -201,11 +249,8 @@ class ReformerKoConfig(PreTrainedConfig):
                     f"axial_position_shape {self.axial_position_shape} must be two factors whose product is "
                     f"max_position_embeddings ({self.max_position_embeddings})"
                 )
-        for name in ("num_hashes", "ff_chunks", "attn_chunks", "ff_mult", "num_hidden_layers", "vocab_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if problems:
-            raise ValueError("Invalid ReformerKoConfig: " + "; ".join(problems) + ".")
+            raise invalid_config(problems)
         self.validate_output_attentions()
 
     def validate_output_attentions(self):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from transformers import AutoConfig
 
@@ -44,6 +46,44 @@ def test_num_buckets_is_fixed_by_the_context_length():
 def test_invalid_config_says_what_to_change(fields, message):
     with pytest.raises(ValueError, match=message):
         ReformerKoConfig(**fields)
+
+
+@pytest.mark.parametrize(
+    "fields, problem",
+    [
+        (dict(hidden_size="abc"), "hidden_size must be an integer >= 1, got 'abc'"),
+        (dict(bucket_size=0), "bucket_size must be an integer >= 1, got 0"),
+        (dict(num_attention_heads=0), "num_attention_heads must be an integer >= 1, got 0"),
+        (dict(num_hidden_layers=True), "num_hidden_layers must be an integer >= 1, got True"),
+        (dict(max_position_embeddings=512.0), "max_position_embeddings must be an integer >= 1, got 512.0"),
+        (dict(type_vocab_size=-1), "type_vocab_size must be an integer >= 0, got -1"),
+        (dict(reverse_thres=None), "reverse_thres must be an integer >= 0, got None"),
+        (dict(embedding_size=0), "embedding_size must be an integer >= 1, got 0"),
+        (dict(num_buckets="8"), "num_buckets must be an integer >= 2, got '8'"),
+        (
+            dict(position_embedding_type="axial", axial_position_shape=5),
+            "axial_position_shape must be two positive integers, got 5",
+        ),
+        (dict(axial_position_shape=(8, 0)), "axial_position_shape must be two positive integers, got (8, 0)"),
+    ],
+)
+def test_a_number_of_the_wrong_type_or_out_of_range_is_a_one_line_value_error(fields, problem):
+    with pytest.raises(ValueError, match=f"^Invalid ReformerKoConfig: {re.escape(problem)}\\.$"):
+        ReformerKoConfig(**fields)
+
+
+def test_every_wrong_number_is_listed_in_the_one_message():
+    with pytest.raises(ValueError) as error:
+        ReformerKoConfig(vocab_size=0, hidden_size="abc", axial_position_shape=[4, "a"])
+    assert str(error.value) == (
+        "Invalid ReformerKoConfig: vocab_size must be an integer >= 1, got 0; hidden_size must be an integer >= 1, "
+        "got 'abc'; axial_position_shape must be two positive integers, got [4, 'a']."
+    )
+
+
+def test_zero_segment_types_and_reverse_threshold_are_valid():
+    config = ReformerKoConfig(type_vocab_size=0, reverse_thres=0)
+    assert (config.type_vocab_size, config.reverse_thres) == (0, 0)
 
 
 def test_config_round_trips_through_auto_config(tmp_path):
