@@ -17,13 +17,22 @@ import sys
 
 from .errors import ArgumentError, UserInputError
 
-# sub-command name -> "module:function"; the function takes the sub-parser and returns the handler
+# sub-command name -> ("module:function", help); the function takes the sub-parser and returns the handler
 # `handler(args) -> int` that runs the command.
 COMMANDS = {
-    "demo": "reformer_ko.demo:add_demo_arguments",
-    "evaluate-korquad": "reformer_ko.korquad.metric:add_evaluate_arguments",
-    "prepare-corpus": "reformer_ko.data.prepare:add_prepare_corpus_arguments",
-    "train-tokenizer": "reformer_ko.tokenization:add_train_tokenizer_arguments",
+    "demo": ("reformer_ko.demo:add_demo_arguments", "the whole road on the shipped data, in minutes on a CPU"),
+    "prepare-corpus": (
+        "reformer_ko.data.prepare:add_prepare_corpus_arguments",
+        "a corpus (one sentence per line) from a Wikipedia dump, JSON Lines or plain text",
+    ),
+    "train-tokenizer": (
+        "reformer_ko.tokenization:add_train_tokenizer_arguments",
+        "a WordPiece tokenizer from a corpus",
+    ),
+    "evaluate-korquad": (
+        "reformer_ko.korquad.metric:add_evaluate_arguments",
+        "score a predictions file with the official KorQuAD v1.0 metric",
+    ),
 }
 
 # Training commands: name -> (task -> "module:function"), each `function(argv) -> metrics`. A single task is "".
@@ -49,8 +58,8 @@ def load(target: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reformer-ko", description="Korean Reformer language models.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, target in COMMANDS.items():
-        subparser = subparsers.add_parser(name)
+    for name, (target, help) in COMMANDS.items():
+        subparser = subparsers.add_parser(name, help=help)
         subparser.set_defaults(handler=load(target)(subparser))
     for name, tasks in TRAINING_COMMANDS.items():
         # Listed for --help; main() hands their arguments over before argparse reads them.
@@ -79,11 +88,16 @@ def run_training_command(argv) -> int:
     """`reformer-ko pretrain TASK ARGUMENTS` or `reformer-ko korquad ARGUMENTS`."""
     name, rest = argv[0], list(argv[1:])
     tasks = TRAINING_COMMANDS[name]
+    choices = ", ".join(tasks)
+    if "" not in tasks and rest and rest[0] in ("-h", "--help"):
+        print(f"usage: reformer-ko {name} {{{choices}}} ARGUMENTS\n\n{TRAINING_HELP[name]}; "
+              f"`reformer-ko {name} TASK --help` lists a task's arguments.")
+        return 0
     task = "" if "" in tasks else (rest.pop(0) if rest else None)
     if task not in tasks:
-        choices = ", ".join(tasks)
         print(f"usage: reformer-ko {name} {{{choices}}} ARGUMENTS", file=sys.stderr)
-        print(f"reformer-ko {name}: error: choose one of {choices}, got {task!r}", file=sys.stderr)
+        got = "" if task is None else f", got {task!r}"
+        print(f"reformer-ko {name}: error: choose a task: one of {choices}{got}", file=sys.stderr)
         return 2
     return run_entry_point(f"reformer-ko {name} {task}".rstrip(), load(tasks[task]), rest)
 

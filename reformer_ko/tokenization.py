@@ -177,6 +177,14 @@ def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def forget_loading_options(tokenizer):
+    """`tokenizer` without the record of how it was loaded (`local_files_only`, `is_local`), which transformers
+    would otherwise write into every tokenizer_config.json it saves, including the Trainer's own saves."""
+    for option in LOADING_OPTIONS:
+        tokenizer.init_kwargs.pop(option, None)
+    return tokenizer
+
+
 def _drop_loading_options(tokenizer_config: Path) -> None:
     """Remove how the tokenizer was loaded (transformers records `local_files_only` and `is_local` of a local
     directory) from its saved config: a saved tokenizer is the same files however it was loaded."""
@@ -238,7 +246,7 @@ def load_tokenizer(directory) -> PreTrainedTokenizerFast:
         raise FileNotFoundError(f"tokenizer directory not found: {directory}")
     if not (directory / "tokenizer.json").is_file() and not (directory / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"{directory} holds no tokenizer (no tokenizer.json or tokenizer_config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    tokenizer = forget_loading_options(AutoTokenizer.from_pretrained(directory, local_files_only=True))
     vocab = tokenizer.get_vocab()
     missing = [
         f"{name} ({expected})"

@@ -95,7 +95,7 @@ CASES = [
         ("--corpus", "{corpus}", "--output", "{mlm}"),
         r"holds files that are not a tokenizer's .*--overwrite",
         "Give another `--output`, or pass `--overwrite` to replace the directory's tokenizer files.",
-        example="mlm holds files that are not a tokenizer's (config.json, model.safetensors, ...): give an empty or new directory, or pass --overwrite",
+        example="mlm holds files that are not a tokenizer's (...): give a new or tokenizer-only directory, or pass --overwrite (overwrite=True) to replace only its tokenizer files",
     ),
     # pretrain -----------------------------------------------------------------------------------------------------
     Case(
@@ -109,9 +109,18 @@ CASES = [
     Case(
         PRETRAIN_MLM, "A config override names no config field",
         (*NEW_MLM, "--config_overrides", "hidden_sise=64", "--train_file", "{corpus}", *RUN),
-        r"--config_overrides: 'hidden_sise' is not a field of ReformerKoConfig",
+        r"--config_overrides: 'hidden_sise' is not a field of ReformerKoConfig; did you mean 'hidden_size'\?",
         "Fix the field's name; docs/models.md lists the config's fields.",
-        example="--config_overrides: 'hidden_sise' is not a field of ReformerKoConfig (see docs/models.md).",
+        status=2,
+        example="--config_overrides: 'hidden_sise' is not a field of ReformerKoConfig; did you mean 'hidden_size'?",
+    ),
+    Case(
+        PRETRAIN_MLM, "A config override of the wrong kind",
+        (*NEW_MLM, "--config_overrides", "hidden_size=big", "--train_file", "{corpus}", *RUN),
+        r"--config_overrides: hidden_size must be an integer, got 'big'",
+        "Give a value of the field's kind: JSON, or Python's True/False/None.",
+        status=2,
+        example="--config_overrides: hidden_size must be an integer, got 'big'.",
     ),
     Case(
         PRETRAIN_MLM, "A config that cannot work",
@@ -125,7 +134,7 @@ CASES = [
         (*NEW_MLM, "--train_file", "{blank}", *RUN),
         r"blank\.txt: no sentences",
         "Give the corpus file itself (see above).",
-        example="blank.txt: no sentences (...)",
+        example="blank.txt: no sentences (the file is empty or its lines hold only spaces, byte-order marks, zero-width or control characters); give a file with one sentence per line",
     ),
     Case(
         PRETRAIN_MLM, "The tokenizer is not the one the model was trained with",
@@ -133,7 +142,7 @@ CASES = [
         r"is not the one .* was trained with",
         "Pass the tokenizer saved with the model (its own directory): another vocabulary gives other tokens the "
         "same ids.",
-        example="the tokenizer other-tokenizer (vocabulary sha256:5d1c2e...) is not the one mlm was trained with (vocab_fingerprint sha256:93ab0f...): its ids mean other tokens; pass the tokenizer saved with the model (its directory)",
+        example="the tokenizer other-tokenizer (vocabulary sha256:...) is not the one mlm was trained with (vocab_fingerprint sha256:...): its ids mean other tokens; pass the tokenizer saved with the model (its directory)",
     ),
     Case(
         PRETRAIN_MLM, "The model directory does not exist",
@@ -163,6 +172,23 @@ CASES = [
         "Give a percentage below 100, or `--validation_file`.",
         status=2,
         example="--validation_split_percentage must be in [0, 100), got 100.0.",
+    ),
+    Case(
+        PRETRAIN_MLM, "Evaluation without validation data",
+        (*NEW_MLM, "--train_file", "{corpus}", "--validation_split_percentage", "0", "--do_eval", *RUN),
+        r"--do_eval needs validation data",
+        "Give `--validation_file`, or a `--validation_split_percentage` above 0.",
+        status=2,
+        example="--do_eval needs validation data: give --validation_file, or a --validation_split_percentage above 0.",
+    ),
+    Case(
+        PRETRAIN_MLM, "A streamed corpus without a number of steps",
+        (*NEW_MLM, "--train_file", "{corpus}", "--streaming", "--do_train", "--use_cpu", "--report_to", "none",
+         "--output_dir", "{output}"),
+        r"--streaming needs --max_steps",
+        "Give `--max_steps`: a stream has no length to count epochs in.",
+        status=2,
+        example="--streaming needs --max_steps: a streamed corpus has no length to make epochs of.",
     ),
     Case(
         PRETRAIN_MLM, "Resuming from a checkpoint that does not exist",
@@ -214,14 +240,14 @@ CASES = [
         ("--model_name_or_path", "{mlm}", "--train_file", "{truncated_json}", *RUN),
         r"truncated\.json: not valid JSON",
         "Download the file again; KorQuAD v1.0 is the SQuAD v1.1 layout.",
-        example="truncated.json: not valid JSON: Unterminated string starting at: line 1, column 60",
+        example="truncated.json: not valid JSON at line 1, column 80 (Unterminated string starting at)",
     ),
     Case(
         KORQUAD, "An answer that is not at its answer_start",
         ("--model_name_or_path", "{mlm}", "--train_file", "{moved_answer}", *RUN),
         r"invalid example\(s\) in .*moved_answer\.json",
         "Fix the examples the message lists, or pass `--skip_invalid_examples` to leave them out.",
-        example="1 invalid example(s) in moved_answer.json: ..., id 'sejong-0-0': answer 0 '1443년' is not at answer_start 0: the context there reads '세종대왕'; the text occurs at [46]. Fix them, or leave them out (--skip_invalid_examples; skip_invalid=True in Python): they are then counted in a warning.",
+        example="1 invalid example(s) in moved_answer.json: moved_answer.json: article 0 ('세종대왕'), paragraph 0, question 0, id 'sejong-0-0': answer 0 '1443년' is not at answer_start 0: the context there reads '세종대왕은'; the text occurs at [46]. Fix them, or leave them out (--skip_invalid_examples; skip_invalid=True in Python): they are then counted in a warning.",
     ),
     Case(
         KORQUAD, "A checkpoint of another model type",
@@ -338,7 +364,7 @@ CASES = [
         FROM_PRETRAINED, "A truncated or corrupt weights file", ("truncated_weights",),
         r"could not be read .*: the file is truncated or corrupt",
         "Download or save the checkpoint again.", status=None,
-        example="The weights in mlm could not be read (Error while deserializing header: ...): the file is truncated or corrupt. Download or save the checkpoint again.",
+        example="The weights in truncated-weights could not be read (Error while deserializing header: ...): the file is truncated or corrupt. Download or save the checkpoint again.",
     ),
     Case(
         FROM_PRETRAINED, "A checkpoint of another model type", ("other_model_type",),

@@ -87,6 +87,14 @@ def names(workspace, case):
     }
 
 
+def assert_documented_as_given(case, message, workspace):
+    """docs/errors.md quotes the message itself: the same text, with the workspace's paths shortened to their
+    names and `...` where the page leaves a part out."""
+    shown = message.replace(f"{workspace}/", "")
+    pattern = ".*".join(re.escape(part) for part in case.example.split("..."))
+    assert re.fullmatch(pattern, shown, re.DOTALL), f"docs/errors.md says\n  {case.example}\nthe error is\n  {shown}"
+
+
 def snapshot(directory):
     """Every file under `directory` with its size and modification time."""
     return {
@@ -110,6 +118,7 @@ def test_a_command_answers_bad_input_with_one_line_and_writes_nothing(case, work
     message = errors.strip().splitlines()[-1]
     assert message.startswith(f"{case.entry}: error: "), errors[-2000:]
     assert re.search(case.message, message), message
+    assert_documented_as_given(case, message.removeprefix(f"{case.entry}: error: "), workspace)
     assert snapshot(workspace) == before
 
 
@@ -144,6 +153,7 @@ def test_a_python_entry_point_answers_bad_input_with_a_value_error(case, workspa
     with pytest.raises(ValueError) as error:
         PYTHON_CALLS[case.arguments[0]](workspace)
     assert re.search(case.message, str(error.value)), str(error.value)
+    assert_documented_as_given(case, str(error.value), workspace)
     assert snapshot(workspace) == before
 
 

@@ -73,3 +73,49 @@ def test_causal_lm_labels_are_the_inputs_with_padding_ignored(tokenizer, tmp_pat
     assert batch["input_ids"].shape == (2, 128)
     assert batch["labels"][0, :100].tolist() == rows[0]["input_ids"]
     assert (batch["labels"][0, 100:] == -100).all() and (batch["labels"][1, 60:] == -100).all()
+
+
+def masked_positions(collator, examples):
+    return (collator(examples)["labels"] != -100).nonzero().tolist()
+
+
+def test_a_batch_seeded_collator_masks_a_batch_alike_within_an_epoch_and_anew_in_the_next(tokenizer):
+    from reformer_ko.training.data import BatchSeededCollator
+
+    collator = BatchSeededCollator(mlm_collator(tokenizer, mlm_probability=0.3, pad_to_multiple_of=None), seed=0)
+    example = [{"input_ids": [2, *range(10, 40), 3]}]  # a batch of one block, as with per_device_train_batch_size 1
+    collator.epoch = 0
+    first = masked_positions(collator, example)
+    assert masked_positions(collator, example) == first
+    collator.epoch = 1
+    assert masked_positions(collator, example) != first
+    collator.epoch = None  # evaluation: the same masks all run
+    assert masked_positions(collator, example) == masked_positions(collator, example)
+
+
+def test_pretraining_masks_a_block_anew_every_epoch(tokenizer, tmp_path):
+    from tiny_models import tiny_config
+    from transformers import TrainingArguments
+
+    from reformer_ko import ReformerKoForMaskedLM
+    from reformer_ko.training import MASKED_LM, BatchSeededCollator, PretrainingTrainer
+
+    class RecordingCollator(BatchSeededCollator):
+        masks = []
+
+        def __call__(self, examples):
+            batch = super().__call__(examples)
+            self.masks.append((batch["labels"] != -100).nonzero().tolist())
+            return batch
+
+    collator = RecordingCollator(mlm_collator(tokenizer, mlm_probability=0.3, pad_to_multiple_of=32), seed=0)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), num_train_epochs=3, per_device_train_batch_size=1, report_to="none", use_cpu=True,
+        disable_tqdm=True, save_strategy="no",
+    )  # fmt: skip
+    PretrainingTrainer(
+        model=ReformerKoForMaskedLM(tiny_config(vocab_size=len(tokenizer))), args=args, data_collator=collator,
+        train_dataset=[{"input_ids": [2, *range(10, 40), 3]}], task=MASKED_LM,
+    ).train()  # fmt: skip
+    first, second, third = collator.masks
+    assert first != second and second != third and first != third

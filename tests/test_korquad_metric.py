@@ -1,4 +1,3 @@
-import argparse
 import json
 import logging
 import unicodedata
@@ -14,7 +13,6 @@ from reformer_ko.korquad import (
     load_korquad,
     normalize_answer,
 )
-from reformer_ko.korquad.metric import add_evaluate_arguments
 
 
 def gold_predictions(dataset_json):
@@ -154,9 +152,10 @@ def test_every_layout_of_the_gold_gives_the_same_scores():
 
 
 def run_cli(*argv):
-    parser = argparse.ArgumentParser()
-    handler = add_evaluate_arguments(parser)
-    return handler(parser.parse_args([str(arg) for arg in argv]))
+    """`reformer-ko evaluate-korquad ARGV`'s exit status."""
+    from reformer_ko.cli import main
+
+    return main(["evaluate-korquad", *map(str, argv)])
 
 
 def test_cli_prints_the_scores_as_the_official_script_does(tmp_path, capsys):

@@ -233,6 +233,15 @@ def test_resume_from_last_needs_a_complete_checkpoint(tmp_path):
         check_output_dir(arguments, "pretrain mlm")
 
 
+def test_in_a_run_s_own_directory_a_checkpoint_counts_only_with_its_completion_record(tmp_path):
+    checkpoint = tmp_path / "output" / "checkpoint-5"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 5}))
+    assert is_complete(checkpoint)  # a checkpoint from elsewhere: its trainer state is the last file written
+    (tmp_path / "output" / RUN_RECORD).write_text(json.dumps({"command": "pretrain mlm"}))
+    assert not is_complete(checkpoint)  # reformer-ko's own: killed before its files were flushed and recorded
+
+
 def electra_trainer(tokenizer, blocks, output_dir, **arguments):
     torch.manual_seed(0)
     model = ElectraPretrainingModel(tiny_config(vocab_size=len(tokenizer), hidden_dropout_prob=0.1))

@@ -357,3 +357,10 @@ def test_cli_reports_a_corpus_without_sentences_in_one_line(tmp_path, capsys, co
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "corpus.txt: no sentences" in error
     assert not (tmp_path / "tokenizer").exists()
+
+
+def test_a_loaded_tokenizer_saves_without_how_it_was_loaded(tokenizer_dir, tmp_path):
+    # The Trainer's checkpoint pushes save the tokenizer with transformers' own save_pretrained.
+    load_tokenizer(tokenizer_dir).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    assert not {"local_files_only", "is_local"} & saved.keys()

@@ -110,7 +110,8 @@ def window_features(examples: dict, tokenizer, feature_lengths: dict, training_a
 def main(argv=None, *, log_file=None, callbacks=None) -> dict:
     """Run the requested stages (arguments: `argv`, default the command line); returns every metric computed.
     `log_file`: log there instead of to the console; `callbacks`: more `TrainerCallback`s."""
-    model_args, data_args, training_args = parse_arguments((ModelArguments, KorquadDataArguments, TrainingArguments), argv)
+    arguments = (ModelArguments, KorquadDataArguments, TrainingArguments)
+    model_args, data_args, training_args = parse_arguments(arguments, argv, prog=f"reformer-ko {COMMAND}")
     setup_logging(training_args, log_file)
     check_requested_files(data_args, training_args)
     set_seed(training_args.seed)

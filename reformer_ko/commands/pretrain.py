@@ -32,6 +32,7 @@ from ..training import (
     PretrainingTrainer,
     TrainingArguments,
     block_length,
+    check_corpus_arguments,
     check_output_dir,
     describe_data,
     load_documents,
@@ -93,7 +94,8 @@ def _pretrain(command, task, argument_types, argv, log_file, callbacks, build):
     """The frame of the three commands: parse the arguments, set up logging and the seed, check the output directory,
     then `build(model_args, *task_args, data_args, training_args)` -> (model, tokenizer, blocks, collator,
     training_data), whose `ValueError`s are input errors, then train and evaluate."""
-    *parsed, training_args = parse_arguments((*argument_types, TrainingArguments), argv)
+    *parsed, training_args = parse_arguments((*argument_types, TrainingArguments), argv, prog=f"reformer-ko {command}")
+    check_corpus_arguments(next(p for p in parsed if isinstance(p, CorpusArguments)), training_args)
     setup_logging(training_args, log_file)
     set_seed(training_args.seed)
     resume = check_output_dir(training_args, command) if training_args.do_train else None
@@ -193,7 +195,7 @@ def electra(argv=None, *, log_file=None, callbacks=None) -> dict:
             discriminator_loss_weight=electra_args.discriminator_loss_weight,
         )
         blocks, collator, training_data = _masked_lm_batches(
-            data_args, training_args, model, tokenizer, model_args.cache_dir
+            data_args, training_args, model, tokenizer, model_args.cache_dir, data_args.whole_word_mask
         )
         return model, tokenizer, blocks, collator, training_data
 

@@ -63,7 +63,7 @@ def _parse_json(text: str, where: str) -> Any:
     except json.JSONDecodeError as error:
         hint = " (a file with one JSON value per line must be named *.jsonl)" if error.msg == "Extra data" else ""
         raise KorquadFormatError(
-            f"{where}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}{hint}"
+            f"{where}: not valid JSON at line {error.lineno}, column {error.colno} ({error.msg}){hint}"
         ) from None
 
 

@@ -5,7 +5,6 @@ import json
 import logging
 import reprlib
 import string
-import sys
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
@@ -132,19 +131,14 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Print `{"exact_match": ..., "f1": ...}` for the files in `args`, or the problem and return 1."""
-    try:
-        dataset = read_json_file(args.dataset_file)
-        predictions = read_json_file(args.prediction_file)
-        _check_predictions(predictions, args.prediction_file)
-        version = dataset.get("version") if isinstance(dataset, dict) else None
-        if isinstance(version, str) and "_".join(version.split("_")[:-1]) != EXPECTED_VERSION:
-            logger.warning("Evaluation expects %s, but got dataset with %s", EXPECTED_VERSION, version)
-        result = evaluate_korquad(
-            dataset, predictions, ignore_unknown_ids=args.ignore_unknown_ids, source=args.dataset_file
-        )
-    except KorquadFormatError as error:
-        print(f"reformer-ko evaluate-korquad: error: {error}", file=sys.stderr)
-        return 1
+    """Print `{"exact_match": ..., "f1": ...}` for the files in `args`. A file of the wrong layout raises
+    `KorquadFormatError`, which the command prints as one line."""
+    dataset = read_json_file(args.dataset_file)
+    predictions = read_json_file(args.prediction_file)
+    _check_predictions(predictions, args.prediction_file)
+    version = dataset.get("version") if isinstance(dataset, dict) else None
+    if isinstance(version, str) and "_".join(version.split("_")[:-1]) != EXPECTED_VERSION:
+        logger.warning("Evaluation expects %s, but got dataset with %s", EXPECTED_VERSION, version)
+    result = evaluate_korquad(dataset, predictions, ignore_unknown_ids=args.ignore_unknown_ids, source=args.dataset_file)
     print(json.dumps(result))
     return 0

@@ -11,7 +11,14 @@
 - `run`: logging, and the stages from training to the model card (`train_and_evaluate`).
 """
 
-from .arguments import CorpusArguments, ModelArguments, TrainingArguments, parse_arguments, parse_config_overrides
+from .arguments import (
+    CorpusArguments,
+    ModelArguments,
+    TrainingArguments,
+    check_corpus_arguments,
+    parse_arguments,
+    parse_config_overrides,
+)
 from .checkpoints import CheckpointCompletion, check_output_dir, claim_output_dir, is_complete, last_complete_checkpoint
 from .data import BatchSeededCollator, TrainingData, describe_data, load_documents, select_samples
 from .metrics import argmax_logits, causal_lm_metrics, electra_metrics, masked_lm_metrics, perplexity, predicted_ids
@@ -40,6 +47,7 @@ __all__ = [
     "block_length",
     "build_model_card",
     "causal_lm_metrics",
+    "check_corpus_arguments",
     "check_output_dir",
     "claim_output_dir",
     "describe_data",

@@ -5,6 +5,7 @@
 that transformers 5 dropped and a run that must not lose files needs: `--overwrite_output_dir`.
 """
 
+import difflib
 import json
 import os
 import sys
@@ -128,11 +129,21 @@ class TrainingArguments(transformers.TrainingArguments):
     )
 
 
-def parse_arguments(dataclass_types, args=None):
+def check_corpus_arguments(corpus_args: CorpusArguments, training_args) -> None:
+    """Refuse, before any data is read, what the corpus arguments and the Trainer's cannot do together."""
+    if training_args.do_eval and not corpus_args.validation_file and corpus_args.validation_split_percentage == 0:
+        raise ArgumentError(
+            "--do_eval needs validation data: give --validation_file, or a --validation_split_percentage above 0."
+        )
+    if corpus_args.streaming and training_args.do_train and training_args.max_steps <= 0:
+        raise ArgumentError("--streaming needs --max_steps: a streamed corpus has no length to make epochs of.")
+
+
+def parse_arguments(dataclass_types, args=None, prog=None):
     """Parse command-line arguments (or the list `args`) into the dataclasses; a single `.json` argument is read
     as a file of arguments, as in transformers' examples. Arguments that fail the dataclasses' checks raise
-    `ArgumentError`."""
-    parser = HfArgumentParser(dataclass_types)
+    `ArgumentError`. `prog` names the command in usage and errors (default: the script's name)."""
+    parser = HfArgumentParser(dataclass_types, prog=prog)
     args = sys.argv[1:] if args is None else [str(argument) for argument in args]
     try:
         if len(args) == 1 and args[0].endswith(".json"):
@@ -143,7 +154,9 @@ def parse_arguments(dataclass_types, args=None):
 
 
 def parse_config_overrides(text: str | None) -> dict:
-    """`"a=1,b=[2,3],c=true,d=axial"` → `{"a": 1, "b": [2, 3], "c": True, "d": "axial"}`; unknown fields are an error."""
+    """`"a=1,b=[2,3],c=true,d=axial"` → `{"a": 1, "b": [2, 3], "c": True, "d": "axial"}`. Values are JSON (Python's
+    `True`/`False`/`None` too); a bare word is a string. Unknown fields, and values of the wrong kind for a field
+    whose default is a bool or a number, are `ArgumentError`s."""
     if not text:
         return {}
     items, depth, start = [], 0, 0
@@ -154,17 +167,43 @@ def parse_config_overrides(text: str | None) -> dict:
             items.append(text[start:index])
             start = index + 1
     items.append(text[start:])
-    known = set(ReformerKoConfig().to_dict())
+    defaults = ReformerKoConfig().to_dict()
     overrides = {}
     for item in filter(str.strip, items):
         key, separator, value = item.partition("=")
-        key = key.strip()
+        key, value = key.strip(), value.strip()
         if not separator:
-            raise UserInputError(f"--config_overrides: {item!r} is not of the form field=value.")
-        if key not in known:
-            raise UserInputError(f"--config_overrides: {key!r} is not a field of ReformerKoConfig (see docs/models.md).")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value.strip()
+            raise ArgumentError(f"--config_overrides: {item!r} is not of the form field=value.")
+        if key not in defaults:
+            close = difflib.get_close_matches(key, defaults, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else " (help(reformer_ko.ReformerKoConfig) lists them)."
+            raise ArgumentError(f"--config_overrides: {key!r} is not a field of ReformerKoConfig{hint}")
+        overrides[key] = _override_value(key, value, defaults[key])
     return overrides
+
+
+_PYTHON_LITERALS = {"true": True, "false": False, "none": None, "null": None}
+
+
+def _override_value(key, text, default):
+    """The value of one override, checked against the kind of the field's default."""
+    if text.lower() in _PYTHON_LITERALS:
+        value = _PYTHON_LITERALS[text.lower()]
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+    if value is None:  # fields whose default is derived (num_buckets, embedding_size, ...) take None to derive it
+        return value
+    if isinstance(default, bool):
+        expected, ok = "true or false", isinstance(value, bool)
+    elif isinstance(default, int):
+        expected, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        expected, ok = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        return value
+    if not ok:
+        raise ArgumentError(f"--config_overrides: {key} must be {expected}, got {text!r}.")
+    return value

@@ -122,13 +122,16 @@ def record_completion(checkpoint_dir):
 
 
 def is_complete(checkpoint_dir) -> bool:
-    """Whether a checkpoint is whole: its completion record lists files that are all there at their sizes. A
-    checkpoint without a record (saved by transformers' own Trainer, or an earlier reformer-ko) counts as whole when
-    its `trainer_state.json`, the last file the Trainer writes, reads as JSON."""
+    """Whether a checkpoint is whole: its completion record lists files that are all there at their sizes. In an
+    output directory a reformer-ko run owns (it holds the run record) the record is required. A checkpoint from
+    elsewhere (transformers' own Trainer, an earlier reformer-ko) counts as whole when its `trainer_state.json`,
+    the last file the Trainer writes, reads as JSON."""
     checkpoint_dir = Path(checkpoint_dir)
     record = checkpoint_dir / COMPLETION_RECORD
     try:
         if not record.exists():
+            if (checkpoint_dir.parent / RUN_RECORD).exists():
+                return False
             json.loads((checkpoint_dir / TRAINER_STATE_NAME).read_text(encoding="utf-8"))
             return True
         files = json.loads(record.read_text(encoding="utf-8"))["files"]
@@ -168,10 +171,12 @@ class CheckpointCompletion(TrainerCallback):
 
 
 def read_run_record(output_dir) -> dict | None:
+    """The run record of `output_dir` (a dict with the command), or None where there is none or it is unreadable."""
     try:
-        return json.loads((Path(output_dir) / RUN_RECORD).read_text(encoding="utf-8"))
+        record = json.loads((Path(output_dir) / RUN_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return record if isinstance(record, dict) and isinstance(record.get("command"), str) else None
 
 
 def _foreign_files(output_dir) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import datasets
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from ..data import load_corpus
 from ..errors import UserInputError
@@ -70,20 +71,24 @@ def select_samples(blocks: dict, corpus_args: CorpusArguments) -> dict:
 
 class BatchSeededCollator:
     """Run a masking collator (one drawing from torch's global CPU generator, e.g. `mlm_collator(..., seed=None)`)
-    with that generator seeded from `seed` and the batch's token ids, and restored afterwards.
+    with that generator seeded from `seed`, the training epoch and the batch's token ids, and restored afterwards.
 
     A batch is then masked the same way whatever ran before it: in a run resumed from a checkpoint (the Trainer's
     data loader collates one batch ahead, so the checkpointed random state cannot replay it), in a DataLoader
-    worker, and in every evaluation. Training and LSH rotations keep drawing from the global generator, which the
-    Trainer checkpoints.
+    worker, and in every evaluation; and differently in every epoch, so that even a batch of one block gets new
+    masks each time it comes round (dynamic masking). `epoch` is set by `MaskingEpoch` at each epoch's start and is
+    None in evaluation, whose masks stay the same all run. Training and LSH rotations keep drawing from the global
+    generator, which the Trainer checkpoints.
     """
 
     def __init__(self, collator, seed):
         self.collator = collator
         self.seed = seed
+        self.epoch = None
 
     def batch_seed(self, examples):
-        digest = hashlib.blake2b(str(self.seed).encode(), digest_size=8)
+        key = str(self.seed) if self.epoch is None else f"{self.seed}/{self.epoch}"
+        digest = hashlib.blake2b(key.encode(), digest_size=8)
         for example in examples:
             digest.update(np.asarray(example["input_ids"], dtype=np.int64).tobytes())
         return int.from_bytes(digest.digest(), "little") >> 1
@@ -92,6 +97,20 @@ class BatchSeededCollator:
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(self.batch_seed(examples))
             return self.collator(examples)
+
+
+class MaskingEpoch(TrainerCallback):
+    """Tell a `BatchSeededCollator` the epoch that starts (the Trainer's state holds it, a resumed run included):
+    the data loader's iterator, and its workers' copies of the collator, are made after `on_epoch_begin`."""
+
+    def __init__(self, collator: BatchSeededCollator):
+        self.collator = collator
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.collator.epoch = math.floor((state.epoch or 0) + 1e-6)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.collator.epoch = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from ..configuration_reformer_ko import ReformerKoConfig
 from ..errors import UserInputError
-from ..tokenization import check_tokenizer_matches, load_tokenizer, vocabulary_fingerprint
+from ..tokenization import check_tokenizer_matches, forget_loading_options, load_tokenizer, vocabulary_fingerprint
 from .arguments import ModelArguments, parse_config_overrides
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def load_training_tokenizer(model_args: ModelArguments):
     if Path(name).is_dir():
         return load_tokenizer(name)
     with found_locally_or_on_the_hub("--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path", name):
-        return AutoTokenizer.from_pretrained(name, **model_args.hub_options)
+        return forget_loading_options(AutoTokenizer.from_pretrained(name, **model_args.hub_options))
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from ..errors import UserInputError
 from ..modeling_reformer_ko import ReformerKoForMaskedLM
 from ..tokenization import save_tokenizer
 from .checkpoints import STAGING_DIR, CheckpointCompletion, fsync_tree, move_contents, write_atomically
-from .data import TrainingData
+from .data import BatchSeededCollator, MaskingEpoch, TrainingData
 from .hub import CheckpointPushFiles
 from .metrics import perplexity
 from .model_card import CardContent, build_model_card, format_number, model_rows
@@ -202,6 +202,8 @@ class PretrainingTrainer(ReformerKoTrainer):
         super().__init__(*args, **kwargs)
         self.task = task
         self.training_data = training_data
+        if isinstance(self.data_collator, BatchSeededCollator):
+            self.add_callback(MaskingEpoch(self.data_collator))
         self._loss_part_sums, self._loss_part_count = {}, 0
         if isinstance(self.model, ElectraPretrainingModel) and self.args.load_best_model_at_end:
             raise UserInputError(
@@ -227,7 +229,15 @@ class PretrainingTrainer(ReformerKoTrainer):
         super().log(logs, start_time)
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-        metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        # Evaluation masks the same way all run (BatchSeededCollator without an epoch), so evaluations compare.
+        epoch = getattr(self.data_collator, "epoch", None)
+        if epoch is not None:
+            self.data_collator.epoch = None
+        try:
+            metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            if epoch is not None:
+                self.data_collator.epoch = epoch
         prefix = metric_key_prefix
         if self.task.reports_perplexity and f"{prefix}_loss" in metrics:
             metrics[f"{prefix}_perplexity"] = perplexity(metrics[f"{prefix}_loss"])
