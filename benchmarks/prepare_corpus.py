@@ -148,10 +148,10 @@ def stage_costs(dump, num_workers, rounds):
             seconds[name] = min(seconds.get(name, float("inf")), time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        writer = _ShardWriter(Path(directory), 128 * 2**20)
-        for sentences in split:
-            writer.write(sentences)
-        writer.close()
+        with _ShardWriter(Path(directory), 128 * 2**20) as writer:
+            for sentences in split:
+                writer.write(sentences)
+        writer.publish_names()
         seconds["writing"] = time.perf_counter() - start
     return seconds
 

@@ -50,6 +50,21 @@ TRAINING_HELP = {
 }
 
 
+def integer_at_least(minimum: int):
+    """An argparse type: an integer not below `minimum` (argparse then reports anything else as a usage error)."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def load(target: str):
     module_name, function_name = target.split(":")
     return getattr(importlib.import_module(module_name), function_name)

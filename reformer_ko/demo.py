@@ -7,13 +7,14 @@ are the training commands themselves (`reformer-ko pretrain`, `reformer-ko korqu
 shows one progress bar per step and a summary; the full logs go to `demo.log` in the output directory.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 from transformers import TrainerCallback
+
+from .cli import integer_at_least
 
 DEMO_DATA = Path(__file__).parent / "demo_data"
 # Small enough to train 600 steps on two CPU cores in about a minute. Learned absolute positions: at this size
@@ -23,13 +24,6 @@ TINY_MODEL = (
     'position_embedding_type="absolute"'
 )
 LOG_NAME = "demo.log"
-
-
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_demo_arguments(parser):
@@ -42,9 +36,9 @@ def add_demo_arguments(parser):
         "--korquad-eval", default=str(DEMO_DATA / "korquad_eval.json"), help="KorQuAD-format QA set to score"
     )
     parser.add_argument("--output-dir", default="outputs/demo", help="where everything is written")
-    parser.add_argument("--steps", type=positive_int, default=600, help="training steps of each pretraining run")
-    parser.add_argument("--qa-steps", type=positive_int, default=400, help="fine-tuning steps on the QA set")
-    parser.add_argument("--vocab-size", type=positive_int, default=8000, help="WordPiece vocabulary size")
+    parser.add_argument("--steps", type=integer_at_least(1), default=600, help="training steps of each pretraining run")
+    parser.add_argument("--qa-steps", type=integer_at_least(1), default=400, help="fine-tuning steps on the QA set")
+    parser.add_argument("--vocab-size", type=integer_at_least(1), default=8000, help="WordPiece vocabulary size")
     parser.add_argument("--all", action="store_true", help="also pretrain a causal LM and ELECTRA")
     return run_demo
 
@@ -120,7 +114,7 @@ def run_demo(args):
     for name, result, seconds in summary:
         print(f"  {name:<58} {seconds:7.1f} s   {result}")
     print(
-        f"\nEverything is in {out}/; the full logs in {log_file}. For your own data, see docs/quickstart.md, e.g.:\n"
+        f"\nEverything is in {out}/; the full logs in {log_file}. For your own data (the quickstart, docs/quickstart.md in reformer-ko's sources), e.g.:\n"
         f"  reformer-ko train-tokenizer --corpus kowiki.txt --output tokenizer\n"
         f"  reformer-ko pretrain mlm --config_preset mlm-small --tokenizer_name tokenizer --train_file kowiki.txt "
         f"--do_train --do_eval --output_dir mlm-small\n"

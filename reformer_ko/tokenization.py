@@ -6,7 +6,6 @@ gets the same ids as composed Hangul. Training is deterministic (`reformer_ko.wo
 tokenizer is tied to the models trained with it by `vocabulary_fingerprint` and `check_tokenizer_matches`.
 """
 
-import argparse
 import hashlib
 import json
 import os
@@ -19,7 +18,9 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from .data.corpus import ENCODING_ERRORS, CorpusError, corpus_files, read_documents
+from .cli import integer_at_least
 from .errors import UserInputError
+from .files import replace_directory
 from .wordpiece_trainer import count_words, train_wordpiece_vocabulary
 
 # In this order their ids are 0..4; models rely on [PAD] being 0.
@@ -172,7 +173,7 @@ def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
         if others:
             _replace_files(staging, output_dir)
         else:
-            _replace_directory(staging, output_dir)
+            replace_directory(staging, output_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -213,21 +214,6 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> list[str]:
             "directory, or pass --overwrite (overwrite=True) to replace only its tokenizer files"
         )
     return others
-
-
-def _replace_directory(staging: Path, output_dir: Path) -> None:
-    """Put `staging` in the place of `output_dir`; on failure, the old directory is back where it was."""
-    if not output_dir.exists():
-        os.rename(staging, output_dir)
-        return
-    retired = output_dir.parent / f".{output_dir.name}.replaced-{uuid.uuid4().hex[:12]}"
-    os.rename(output_dir, retired)
-    try:
-        os.rename(staging, output_dir)
-    except BaseException:
-        os.rename(retired, output_dir)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _replace_files(staging: Path, output_dir: Path) -> None:
@@ -330,25 +316,25 @@ def add_train_tokenizer_arguments(parser):
     )
     parser.add_argument(
         "--vocab-size",
-        type=_integer_at_least(len(SPECIAL_TOKENS) + 1),
+        type=integer_at_least(len(SPECIAL_TOKENS) + 1),
         default=22000,
         help="vocabulary size (default: %(default)s)",
     )
     parser.add_argument(
         "--limit-alphabet",
-        type=_integer_at_least(1),
+        type=integer_at_least(1),
         default=6000,
         help="most distinct characters kept (default: %(default)s)",
     )
     parser.add_argument(
         "--min-frequency",
-        type=_integer_at_least(0),
+        type=integer_at_least(0),
         default=2,
         help="fewest occurrences of a merged piece (default: %(default)s)",
     )
     parser.add_argument(
         "--model-max-length",
-        type=_integer_at_least(1),
+        type=integer_at_least(1),
         default=5120,
         help="longest sequence a model takes (default: %(default)s)",
     )
@@ -364,21 +350,6 @@ def add_train_tokenizer_arguments(parser):
         help="save into a directory that holds other files too (a model's), replacing only its tokenizer files",
     )
     return _train_tokenizer_command
-
-
-def _integer_at_least(minimum):
-    """An argparse type: an integer not below `minimum`."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    return parse
 
 
 def _train_tokenizer_command(args) -> int:

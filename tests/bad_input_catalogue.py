@@ -130,6 +130,13 @@ CASES = [
         example="Invalid ReformerKoConfig: hidden_size (30) must be divisible by num_attention_heads (8); change one of them.",
     ),
     Case(
+        PRETRAIN_MLM, "A config value out of range",
+        (*NEW_MLM, "--config_overrides", "bucket_size=0", "--train_file", "{corpus}", *RUN),
+        r"Invalid ReformerKoConfig: bucket_size must be an integer >= 1, got 0",
+        "Give the field a value in its range (docs/models.md lists them).",
+        example="Invalid ReformerKoConfig: bucket_size must be an integer >= 1, got 0.",
+    ),
+    Case(
         PRETRAIN_MLM, "The corpus holds no sentence",
         (*NEW_MLM, "--train_file", "{blank}", *RUN),
         r"blank\.txt: no sentences",

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..cli import integer_at_least
 from ..errors import UserInputError
+from ..files import replace_directory
 from .cleaning import KEEP_OR_DROP, CleaningOptions, DocumentCleaner
 from .corpus import ENCODING_ERRORS
 from .sentences import SentenceSplitter
@@ -138,15 +140,15 @@ def prepare_corpus(
             read = _timed(documents(), stages, "read")
             cleaned = _timed((p for p in map(cleaner.clean, read) if p), stages, "read+clean")
             split = _timed(splitter.split_documents(cleaned), stages, "read+clean+split")
-            writer = _ShardWriter(staging, shard_bytes)
-            for sentences in split:
-                started = time.perf_counter()
-                if sentences:
-                    writer.write(sentences)
-                    summary.documents_written += 1
-                    summary.sentences_written += len(sentences)
-                stages["writing"] += time.perf_counter() - started
-            summary.files = writer.close()
+            with _ShardWriter(staging, shard_bytes) as writer:
+                for sentences in split:
+                    started = time.perf_counter()
+                    if sentences:
+                        writer.write(sentences)
+                        summary.documents_written += 1
+                        summary.sentences_written += len(sentences)
+                    stages["writing"] += time.perf_counter() - started
+            summary.files = writer.publish_names()
         summary.dropped = dict(cleaner.counts)
         if not summary.documents_written:
             dropped = "".join(f", {count:,} {name}" for name, count in cleaner.counts.items() if count)
@@ -189,7 +191,8 @@ def _timed(iterable, seconds: Counter, name: str):
 
 
 class _ShardWriter:
-    """Writes documents into `part-N.txt` files of about `shard_bytes`, then names them `corpus-N-of-M.txt`."""
+    """Writes documents into `part-N.txt` files of about `shard_bytes` (a context manager: leaving it closes the
+    shard being written), then `publish_names` names them `corpus-N-of-M.txt`."""
 
     def __init__(self, directory: Path, shard_bytes: int):
         self.directory = directory
@@ -207,10 +210,17 @@ class _ShardWriter:
         self._file.write(data)
         self._size += len(data)
 
-    def close(self) -> dict:
-        """Close the last shard and give every shard its final name; returns {name: bytes}."""
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        """Close the shard being written, whether the documents ran out or an error stopped them."""
         if self._file is not None:
             self._file.close()
+            self._file = None
+
+    def publish_names(self) -> dict:
+        """Give every (closed) shard its final name; returns {name: bytes}."""
         sizes = {}
         for index, path in enumerate(self.paths):
             name = SHARD_NAME.format(index=index, count=len(self.paths))
@@ -245,18 +255,12 @@ def _check_output(output_dir: Path, inputs, overwrite: bool) -> None:
 
 def _publish(staging: Path, output_dir: Path, overwrite: bool) -> None:
     """Move the finished staging directory to `output_dir` in one rename, replacing what was there."""
-    if not output_dir.exists():
-        os.rename(staging, output_dir)
-        return
-    if any(output_dir.iterdir()) and not overwrite:
+    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
         raise PrepareError(
             f"--output {output_dir} received files while the corpus was being prepared; "
             "choose a new directory, or pass --overwrite (overwrite=True)"
         )
-    replaced = output_dir.parent / f".{output_dir.name}.replaced-{uuid.uuid4().hex[:12]}"
-    os.rename(output_dir, replaced)
-    os.rename(staging, output_dir)
-    shutil.rmtree(replaced, ignore_errors=True)
+    replace_directory(staging, output_dir)
 
 
 def _write_summary(directory, summary, sources, cleaning, text_field, text_layout):
@@ -334,7 +338,7 @@ def add_prepare_corpus_arguments(parser):
         "without a letter or digit (default: on)",
     )  # fmt: skip
     cleaning.add_argument(
-        "--min-document-chars", type=_count_argument(0), default=defaults.min_document_chars, metavar="N",
+        "--min-document-chars", type=integer_at_least(0), default=defaults.min_document_chars, metavar="N",
         help="drop documents with fewer characters, spaces not counted (default: %(default)s)",
     )  # fmt: skip
     cleaning.add_argument(
@@ -346,7 +350,7 @@ def add_prepare_corpus_arguments(parser):
         help="largest shard, e.g. 512M or 1G; a document is never cut (default: 128M)",
     )  # fmt: skip
     parser.add_argument(
-        "--num-workers", type=_count_argument(1), metavar="N",
+        "--num-workers", type=integer_at_least(1), metavar="N",
         help="threads for sentence splitting (default: every available core)",
     )  # fmt: skip
     parser.add_argument(
@@ -355,24 +359,14 @@ def add_prepare_corpus_arguments(parser):
     return _prepare_corpus_command
 
 
-def _count_argument(minimum):
-    def count(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {minimum}")
-        return value
-
-    return count
-
-
 def _size_argument(text):
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"a shard holds at least 1 byte, got {text!r}")
+    return size
 
 
 def _prepare_corpus_command(args) -> int:

@@ -3,7 +3,7 @@
 transformers 5.3 removed its question-answering pipeline (pointing to chat models instead). Importing
 reformer_ko puts this one under that name when transformers no longer has it, so a fine-tuned checkpoint answers
 questions the way transformers users know. It builds windows with `prepare_eval_features` and picks answers with
-`nbest_answers`, exactly as `examples/run_korquad.py` evaluates.
+`nbest_answers`, exactly as `reformer-ko korquad` evaluates.
 """
 
 import transformers.pipelines

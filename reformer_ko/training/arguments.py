@@ -15,7 +15,7 @@ import transformers
 from transformers import HfArgumentParser
 
 from ..configuration_reformer_ko import PRESETS, ReformerKoConfig
-from ..errors import ArgumentError, UserInputError
+from ..errors import ArgumentError
 
 
 @dataclass

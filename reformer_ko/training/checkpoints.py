@@ -9,7 +9,7 @@
   load, another task's run, a README) unless `--overwrite_output_dir`. The same command run again continues from
   the last complete checkpoint, so a killed run resumes and checkpoint rotation only ever deletes checkpoints of
   the run it continues.
-- Files are written beside their final place and renamed into it (`write_atomically`, `move_contents`).
+- Files are written beside their final place and renamed into it (`reformer_ko.files`).
 """
 
 import json
@@ -25,6 +25,7 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..errors import UserInputError
+from ..files import fsync_tree, write_atomically
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -34,61 +35,6 @@ RUN_RECORD = "_reformer_ko_run.json"
 # The final model is written here first, then moved into the output directory.
 STAGING_DIR = "_incomplete"
 _CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-# Written last when a model directory is moved into place: a directory without it is visibly incomplete.
-_MOVED_LAST = ("config.json",)
-
-
-# Files -----------------------------------------------------------------------------------------------------------
-
-
-def fsync_tree(directory):
-    """Flush every file under `directory` to disk, so that a rename never publishes data still in flight."""
-    for root, _, files in os.walk(directory):
-        for name in files:
-            descriptor = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
-
-
-def fsync_directory(directory):
-    """Flush a directory's entries (a rename inside it) to disk."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def write_atomically(path, text: str):
-    """Write `text` to `path` through a temporary file in the same directory and one rename."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    fsync_directory(path.parent)
-
-
-def move_contents(source, destination):
-    """Move every file under `source` to the same place under `destination`, each in one rename, `config.json`
-    last: a model directory caught halfway has no config and does not load."""
-    os.makedirs(destination, exist_ok=True)
-    names = sorted(os.listdir(source), key=lambda name: (name in _MOVED_LAST, name))
-    for name in names:
-        origin, target = os.path.join(source, name), os.path.join(destination, name)
-        if os.path.isdir(origin):
-            if os.path.exists(target) and not os.path.isdir(target):
-                os.remove(target)
-            move_contents(origin, target)
-        else:
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            os.replace(origin, target)
-    fsync_directory(destination)
 
 
 # Checkpoints -----------------------------------------------------------------------------------------------------

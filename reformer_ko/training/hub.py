@@ -18,7 +18,8 @@ from transformers.dynamic_module_utils import get_relative_import_files
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..electra import GENERATOR_DIR
-from .checkpoints import STAGING_DIR, move_contents
+from ..files import move_contents
+from .checkpoints import STAGING_DIR
 
 
 def model_code_files(model_dir) -> list[str]:
@@ -49,7 +50,8 @@ def copy_model_code_and_generator(checkpoint_dir, output_dir):
 class CheckpointPushFiles(TrainerCallback):
     """Before transformers uploads the output directory from a checkpoint, puts the checkpoint's model code and
     ELECTRA's generator there beside the config and weights it copies itself. `on_push_begin` runs on the main
-    process, once the checkpoint is written and no earlier upload is still reading the output directory."""
+    process once the checkpoint is written (and before the final `push_to_hub`, where the model is in place
+    already); an earlier upload still running may read the directory meanwhile (`--hub_always_push`)."""
 
     def on_push_begin(self, args, state, control, **kwargs):
         checkpoint_dir = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"

@@ -1,11 +1,12 @@
 """The Trainer of every reformer-ko training command: transformers' `Trainer`, and what no run may go without.
 
-`ReformerKoTrainer` adds, through the Trainer's public extension points (a callback, `compute_loss`,
+`ReformerKoTrainer` adds, through the Trainer's public extension points (callbacks, `train`, `compute_loss`,
 `training_step`, `save_model`, `create_model_card`):
 - DDP options that reformer-pytorch's reversible layers need (`distributed_defaults`);
 - sparse prediction for a masked LM whose config asks for it: the LM head runs only at the labelled positions
   (`sparse_prediction=True` in every forward with labels; the metrics put the predictions back in place);
 - a stop on a NaN or infinite training loss, before that step's update (`NonFiniteLossError`);
+- no extra step when a run resumes from a checkpoint that already reached `--max_steps` (`train`);
 - checkpoints that count only once complete, and a final model moved into place only once written
   (`checkpoints.py`);
 - uploads (`--push_to_hub`) that each carry a whole model, its code included (`hub.py`);
@@ -25,12 +26,14 @@ import torch
 from transformers import Trainer, TrainerState
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import TrainOutput
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from ..electra import GENERATOR_DIR, ElectraPretrainingModel, load_weights_strictly
 from ..errors import UserInputError
 from ..modeling_reformer_ko import ReformerKoForMaskedLM
 from ..tokenization import save_tokenizer
-from .checkpoints import STAGING_DIR, CheckpointCompletion, fsync_tree, move_contents, write_atomically
+from ..files import fsync_tree, move_contents, write_atomically
+from .checkpoints import STAGING_DIR, CheckpointCompletion
 from .data import BatchSeededCollator, MaskingEpoch, TrainingData
 from .hub import CheckpointPushFiles
 from .metrics import perplexity
@@ -117,7 +120,11 @@ class ReformerKoTrainer(Trainer):
         """As transformers' `train`, except that a run resumed from a checkpoint that already reached `--max_steps`
         is not trained further (transformers would run one more step): its weights and state are restored as they
         are, so that saving and evaluating give what the uninterrupted run gave."""
-        if isinstance(resume_from_checkpoint, (str, os.PathLike)) and self.args.max_steps > 0:
+        # Only for checkpoints of whole weights (model.safetensors): sharded ones (FSDP) need the Trainer's loading.
+        whole = isinstance(resume_from_checkpoint, (str, os.PathLike)) and os.path.isfile(
+            os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)
+        )
+        if whole and self.args.max_steps > 0:
             state = TrainerState.load_from_json(os.path.join(resume_from_checkpoint, TRAINER_STATE_NAME))
             if state.global_step >= self.args.max_steps:
                 logger.warning(f"{resume_from_checkpoint} is the end of training (step {state.global_step}): not training further.")
