@@ -176,19 +176,15 @@ def main(argv=None):
         worker(args)
         return 0
     from benchmarks.machine import machine_and_versions
-    from benchmarks.reports import RESULTS, write_json
+    from benchmarks.reports import RESULTS, write_results
 
     with tempfile.TemporaryDirectory() as result_dir:
         reports = [report for mode in MODES for report in launch(mode, args, result_dir)]
-    table = markdown(reports)
-    print(table)
-    out = args.out or RESULTS / "distributed_memory_cpu"
-    out.mkdir(parents=True, exist_ok=True)
     names = ("preset", "vocab_size", "config_overrides", "seq_len", "batch_size", "steps", "processes")
     settings = {name: getattr(args, name) for name in names}
     report = {"machine": machine_and_versions("cpu", 1), "settings": settings, "reports": reports}
-    write_json(out / "distributed_memory_cpu.json", report)
-    (out / "distributed_memory_cpu.md").write_text(table + "\n")
+    out = args.out or RESULTS / "distributed_memory_cpu"
+    write_results(out / "distributed_memory_cpu", report, markdown(reports) + "\n")
     return 0
 
 

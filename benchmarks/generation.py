@@ -31,7 +31,7 @@ if str(REPO) not in sys.path:
 
 from benchmarks.machine import load_average, machine_and_versions  # noqa: E402
 from benchmarks.models import Task, build_hf_reformer, reformer_ko_config  # noqa: E402
-from benchmarks.reports import RESULTS, write_json  # noqa: E402
+from benchmarks.reports import RESULTS, write_results  # noqa: E402
 from benchmarks.timing import StepTime, alternate, synchronize, timed  # noqa: E402
 
 TASK = Task("generation", dim=256, depth=4, heads=4, causal=True)
@@ -234,12 +234,8 @@ def main(argv=None):
         rows=rows,
     )
     out = args.out or RESULTS / f"generation_{args.device}"
-    out.mkdir(parents=True, exist_ok=True)
     stem = out / f"generation_{args.device}{'_dry_run' if args.dry_run else ''}"
-    write_json(stem.with_suffix(".json"), report)
-    markdown = markdown_report(report)
-    stem.with_suffix(".md").write_text(markdown)
-    print("\n" + markdown)
+    write_results(stem, report, markdown_report(report))
     return report
 
 

@@ -27,7 +27,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import machine_and_versions  # noqa: E402
-from benchmarks.reports import RESULTS, write_json  # noqa: E402
+from benchmarks.reports import RESULTS, write_results  # noqa: E402
 
 
 def held_out_blocks(model_dir, text_files, block_size, count):
@@ -180,12 +180,8 @@ def main(argv=None):
         perplexity=[perplexities(model, blocks, tokens, args.batch_size) for tokens in args.prompt_tokens],
         greedy=greedy_agreement(model, blocks, args.greedy_prompt, args.greedy_new_tokens, args.batch_size),
     )
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / ("generation_quality_dry_run" if args.dry_run else "generation_quality")
-    write_json(stem.with_suffix(".json"), report)
-    markdown = markdown_report(report)
-    stem.with_suffix(".md").write_text(markdown)
-    print(markdown)
+    write_results(stem, report, markdown_report(report))
     return report
 
 

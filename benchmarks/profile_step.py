@@ -26,7 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks.models import IMPLEMENTATIONS  # noqa: E402
-from benchmarks.reports import write_json  # noqa: E402
+from benchmarks.reports import write_results  # noqa: E402
 from benchmarks.timing import add_case_arguments, case_runner, finish_case_arguments  # noqa: E402
 
 # Profiler range name -> (module of reformer-pytorch, class, method): every instance of the class or a subclass.
@@ -139,12 +139,8 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     result = profile_case(args)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"profile_{args.impl}_{args.task}_{args.seq_len}x{args.batch}_{args.device}"
-    write_json(stem.with_suffix(".json"), result)
-    report = markdown(result)
-    stem.with_suffix(".md").write_text(report)
-    print(report)
+    write_results(stem, result, markdown(result))
     return result
 
 

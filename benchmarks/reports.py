@@ -16,6 +16,14 @@ def write_json(path, data):
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+def write_results(stem, data, markdown):
+    """A measurement's results: `data` as `stem`.json, `markdown` as `stem`.md beside it, and the tables printed."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    write_json(stem.with_suffix(".json"), data)
+    stem.with_suffix(".md").write_text(markdown)
+    print("\n" + markdown)
+
+
 def spread_cell(spread, digits=3, with_range=True):
     """A `timing.spread` as "median (q1–q3; min–max)", or without the range "median (q1–q3)"."""
     cell = f"{spread['median']:.{digits}f} ({spread['q1']:.{digits}f}–{spread['q3']:.{digits}f}"
