@@ -162,8 +162,7 @@ def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
     staging = output_dir.parent / f".{output_dir.name}.saving-{uuid.uuid4().hex[:12]}"
     staging.mkdir()
     try:
-        tokenizer.save_pretrained(staging)
-        _drop_loading_options(staging / "tokenizer_config.json")
+        forget_loading_options(tokenizer).save_pretrained(staging)
         vocab = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
         (staging / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
         special_tokens_map = {name: getattr(tokenizer, name) for name in SPECIAL_TOKENS}
@@ -180,21 +179,11 @@ def save_tokenizer(tokenizer, output_dir, *, overwrite=False) -> None:
 
 def forget_loading_options(tokenizer):
     """`tokenizer` without the record of how it was loaded (`local_files_only`, `is_local`), which transformers
-    would otherwise write into every tokenizer_config.json it saves, including the Trainer's own saves."""
+    would otherwise write into every tokenizer_config.json it saves (the Trainer's own saves included): a saved
+    tokenizer is the same files however it was loaded."""
     for option in LOADING_OPTIONS:
         tokenizer.init_kwargs.pop(option, None)
     return tokenizer
-
-
-def _drop_loading_options(tokenizer_config: Path) -> None:
-    """Remove how the tokenizer was loaded (transformers records `local_files_only` and `is_local` of a local
-    directory) from its saved config: a saved tokenizer is the same files however it was loaded."""
-    config = json.loads(tokenizer_config.read_text(encoding="utf-8"))
-    if set(config) & set(LOADING_OPTIONS):
-        config = {key: value for key, value in config.items() if key not in LOADING_OPTIONS}
-        # as transformers writes it
-        text = json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-        tokenizer_config.write_text(text, encoding="utf-8")
 
 
 def _check_output_dir(output_dir: Path, overwrite: bool) -> list[str]:

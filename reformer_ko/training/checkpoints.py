@@ -162,7 +162,8 @@ def check_output_dir(training_args, command: str) -> str | None:
             "train into it anyway (its checkpoints are deleted, its other files overwritten)."
         )
     resume = _requested_checkpoint(training_args.resume_from_checkpoint, output_dir)
-    complete = [path for path in checkpoints(output_dir) if is_complete(path) and not overwrite]
+    # With --overwrite_output_dir the directory's checkpoints are to be deleted: none is continued or protected.
+    complete = [] if overwrite else [path for path in checkpoints(output_dir) if is_complete(path)]
     if resume is None and ours and complete:
         resume = str(complete[-1])
         logger.warning(
