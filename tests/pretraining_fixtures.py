@@ -112,6 +112,22 @@ def run_python(arguments, tmp_path, *, launcher=(), check=True, timeout=None, en
     return result
 
 
+def run_with_callback(callback_class):
+    """The end of a driver (`python -c DRIVER script arguments`) that defines the TrainerCallback `callback_class`:
+    every reformer-ko trainer gets one, then the script runs as `python script arguments` would."""
+    return f"""
+trainer_init = ReformerKoTrainer.__init__
+
+def init_with_callback(self, *args, **kwargs):
+    trainer_init(self, *args, **kwargs)
+    self.add_callback({callback_class}())
+
+ReformerKoTrainer.__init__ = init_with_callback
+script, sys.argv = sys.argv[1], sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
 def logged_losses(output_dir, name="loss"):
     """A logged training loss by step, from the trainer_state.json a run saves in its output directory."""
     history = json.loads((Path(output_dir) / "trainer_state.json").read_text())["log_history"]

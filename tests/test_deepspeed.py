@@ -18,7 +18,7 @@ import shutil
 import pytest
 import torch
 from accelerate.utils.deepspeed import HfDeepSpeedConfig
-from pretraining_fixtures import ROOT, logged_losses, run_python
+from pretraining_fixtures import ROOT, logged_losses, run_python, run_with_callback
 from safetensors.torch import load_file
 from test_distributed import free_port, torchrun
 from test_fsdp import BLOCKS_PER_STEP, SAVE_EVERY, STEPS, clm_arguments
@@ -65,16 +65,7 @@ class HeldState(TrainerCallback):
         with open(os.path.join(args.output_dir, f"held-rank{args.process_index}.json"), "w") as file:
             json.dump(record, file)
 
-trainer_init = ReformerKoTrainer.__init__
-
-def init_with_callback(self, *args, **kwargs):
-    trainer_init(self, *args, **kwargs)
-    self.add_callback(HeldState())
-
-ReformerKoTrainer.__init__ = init_with_callback
-script, sys.argv = sys.argv[1], sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-"""
+""" + run_with_callback("HeldState")
 
 
 @pytest.mark.parametrize("stage", sorted(CONFIGS))

@@ -15,7 +15,16 @@ import shutil
 
 import pytest
 import torch
-from pretraining_fixtures import EXAMPLES, ROOT, TINY_CLM, common_arguments, logged_losses, run_python, small_tokenizer
+from pretraining_fixtures import (
+    EXAMPLES,
+    ROOT,
+    TINY_CLM,
+    common_arguments,
+    logged_losses,
+    run_python,
+    run_with_callback,
+    small_tokenizer,
+)
 from safetensors.torch import load_file
 from test_distributed import free_port, torchrun
 from transformers import AutoModelForCausalLM
@@ -63,16 +72,7 @@ class HeldParameters(TrainerCallback):
         with open(os.path.join(args.output_dir, f"parameters-rank{args.process_index}.json"), "w") as file:
             json.dump(record, file)
 
-trainer_init = ReformerKoTrainer.__init__
-
-def init_with_callback(self, *args, **kwargs):
-    trainer_init(self, *args, **kwargs)
-    self.add_callback(HeldParameters())
-
-ReformerKoTrainer.__init__ = init_with_callback
-script, sys.argv = sys.argv[1], sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-"""
+""" + run_with_callback("HeldParameters")
 
 
 def clm_arguments(tmp_path, output_dir, per_device_batch):
